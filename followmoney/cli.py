@@ -1,0 +1,293 @@
+"""The followmoney command line: the only module that prints, draws progress, or exits."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from followmoney import __version__
+
+app = typer.Typer(
+    name="followmoney",
+    help="Find bribery and structuring signals in money-service transaction data.\n\n"
+    "Example: followmoney scan dump.arrow --officials officials.csv --networks networks.csv --out alerts/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+rules_app = typer.Typer(
+    help="List and check the rule catalogue.\n\nExample: followmoney rules list",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(rules_app, name="rules")
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"followmoney: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and exit code 2 (1 for bugs), never a traceback."""
+    from followmoney.errors import FollowMoneyError
+
+    try:
+        yield
+    except FollowMoneyError as exc:
+        _fail(exc.one_line(), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted; no output was changed", 130)
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
+        if os.environ.get("FOLLOWMONEY_DEBUG"):
+            raise
+        _fail(
+            f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+            "rerun with FOLLOWMONEY_DEBUG=1 for a traceback and please report it",
+            1,
+        )
+
+
+class _Bars:
+    """Progress bars on stderr for the pipeline's stages (transient, off with --quiet)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        if not self.enabled:
+            yield lambda n: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=_stderr(), transient=True) as bars:
+            task = bars.add_task(name, total=total)
+            yield lambda n: bars.advance(task, n)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"followmoney {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Find bribery and structuring signals in money-service transaction data."""
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return tuple(out)
+
+
+@app.command()
+def scan(
+    inputs: Annotated[str, typer.Argument(help="Transaction file, directory or glob (Arrow IPC, Parquet, CSV).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for alerts.parquet, alerts.csv, summary.json.")],
+    officials: Annotated[Path | None, typer.Option(help="Officials list (OpenSanctions targets.simple.csv).")] = None,
+    networks: Annotated[Path | None, typer.Option(help="Known networks list (CSV).")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Rename a column: contract=source (repeatable), or a TOML mapping file."),
+    ] = None,
+    fx: Annotated[Path | None, typer.Option(help="FX table CSV: currency, usd_per_unit[, date].")] = None,
+    assume_tz: Annotated[
+        str | None, typer.Option(help="Zone for time-zone-naive timestamps, e.g. Asia/Bangkok.")
+    ] = None,
+    csv_delimiter: Annotated[str | None, typer.Option(help="CSV field delimiter (default ',').")] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV text encoding if not UTF-8, e.g. cp1252.")] = None,
+    select: Annotated[list[str] | None, typer.Option(help="Run only these rule codes or globs (FM10*).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Skip these rule codes or globs.")] = None,
+    rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config: [scan] options and [rules.FM101] overrides.")
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="Write only alerts scoring at least this (default 25).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Scan a transaction dump and write scored, evidenced alerts.
+
+    Example: followmoney scan sample_data/transactions.arrow --officials sample_data/officials.csv
+    --networks sample_data/networks.csv --out out/
+    """
+    with _user_errors():
+        from followmoney.config import DEFAULT_RULES_DIR, ReadOptions, ScanConfig, load_config_file, parse_column_map
+        from followmoney.pipeline import run
+
+        file_cfg: dict[str, Any] = load_config_file(config) if config else {}
+        scan_cfg = file_cfg.get("scan", {})
+
+        def pick(flag: Any, key: str, default: Any = None) -> Any:
+            return flag if flag is not None else scan_cfg.get(key, default)
+
+        def path_or_none(value: Any) -> Path | None:
+            return Path(value) if value is not None else None
+
+        read = ReadOptions(
+            column_map=parse_column_map(list(scan_cfg.get("map", [])) + list(map_ or [])),
+            csv_delimiter=pick(csv_delimiter, "csv_delimiter", ","),
+            encoding=pick(encoding, "encoding"),
+            assume_tz=pick(assume_tz, "assume_tz"),
+        )
+        if len(read.csv_delimiter) != 1:
+            _fail(f"--csv-delimiter must be one character, got '{read.csv_delimiter}'")
+        cfg = ScanConfig(
+            inputs=inputs,
+            out_dir=out,
+            officials=path_or_none(pick(officials, "officials")),
+            networks=path_or_none(pick(networks, "networks")),
+            read=read,
+            fx=path_or_none(pick(fx, "fx")),
+            select=_split(select) or tuple(scan_cfg.get("select", ())),
+            exclude=_split(exclude) or tuple(scan_cfg.get("exclude", ())),
+            rule_overrides=dict(file_cfg.get("rules", {})),
+            min_score=float(pick(min_score, "min_score", 25.0)),
+            rules_dir=Path(pick(rules_dir, "rules_dir", DEFAULT_RULES_DIR)),
+        )
+        summary = run(cfg, progress=_Bars(enabled=not quiet and sys.stderr.isatty()))
+        _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    """A short table: rows read/scanned/quarantined, alerts per typology, the top 10 alerts."""
+    from rich.table import Table
+
+    d = summary.data
+    console = _stdout()
+    counts = Table(title="followmoney scan", show_header=False)
+    counts.add_row("rows read", f"{d['rows_read']:,}")
+    counts.add_row("rows scanned", f"{d['rows_scanned']:,}")
+    counts.add_row("rows quarantined", f"{d['rows_quarantined']:,}")
+    for typology, n in d["alerts_per_typology"].items():
+        counts.add_row(f"alerts: {typology}", f"{n:,}")
+    counts.add_row("alerts written", f"{d['alerts']:,}")
+    console.print(counts)
+    top = Table(title="top alerts")
+    for col in ("score", "alert_id", "typology", "subject_id", "counterparty_id", "network_id", "n_txns", "total_usd"):
+        top.add_column(col)
+    for row in summary.alerts.head(10).to_dicts():
+        top.add_row(
+            f"{row['score']:.1f}",
+            row["alert_id"],
+            row["typology"],
+            row["subject_id"],
+            row["counterparty_id"] or "",
+            row["network_id"] or "",
+            str(row["n_txns"]),
+            f"{row['total_usd']:,.0f}",
+        )
+    console.print(top)
+    console.print(f"outputs in {summary.outputs[0].parent}" if summary.outputs else "")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the synthetic world.")],
+    rows: Annotated[int, typer.Option(help="Number of transaction rows.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same world).")] = 7,
+    chunk_rows: Annotated[int, typer.Option(help="Rows generated per chunk (bounds memory).")] = 1_000_000,
+    bad_fraction: Annotated[float, typer.Option(help="Share of deliberately bad rows (quarantine tests).")] = 0.0005,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write a synthetic money-service world: transactions, officials, networks and ground-truth labels.
+
+    Example: followmoney synth --rows 1000000 --seed 7 --out worlds/1m
+    """
+    with _user_errors():
+        from followmoney.synth import generate_world
+
+        if rows < 1000:
+            _fail("--rows must be at least 1000")
+        bars = _Bars(enabled=not quiet and sys.stderr.isatty())
+        with bars.stage("generating transactions", total=rows) as advance:
+            result = generate_world(rows, seed, out, chunk_rows=chunk_rows, bad_fraction=bad_fraction, progress=advance)
+        print(f"wrote a world of {rows:,} rows to {out}")
+        del result
+
+
+@rules_app.command("list")
+def rules_list(
+    rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,
+) -> None:
+    """List the rules: code, name, typology, severity, source.
+
+    Example: followmoney rules list
+    """
+    with _user_errors():
+        from rich.table import Table
+
+        from followmoney.config import DEFAULT_RULES_DIR
+        from followmoney.rules import load_rules
+
+        table = Table(title="followmoney rules")
+        for col in ("code", "name", "typology", "severity", "source"):
+            table.add_column(col)
+        for rule in load_rules(rules_dir or DEFAULT_RULES_DIR):
+            table.add_row(rule.code, rule.name, rule.typology, f"{rule.severity:.2f}", rule.source)
+        _stdout().print(table)
+
+
+@rules_app.command("check")
+def rules_check(
+    rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,
+) -> None:
+    """Validate every rule file and run its examples; exit 1 if an example fails.
+
+    Example: followmoney rules check
+    """
+    with _user_errors():
+        from followmoney.config import DEFAULT_RULES_DIR
+        from followmoney.pipeline import run_example
+        from followmoney.rules import load_rules
+
+        failures = 0
+        for rule in load_rules(rules_dir or DEFAULT_RULES_DIR):
+            for example in rule.examples:
+                n = run_example(rule, example)
+                ok = (n > 0) == (example.expect == "alert")
+                failures += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} {rule.code} {example.expect:5} {example.name} ({n} alert(s))")
+        if failures:
+            print(f"{failures} example(s) failed", file=sys.stderr)
+            raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,11 @@
+"""Registry of detector kinds; a rule names its kind, the registry gives the code that runs it."""
+
+from __future__ import annotations
+
+from followmoney.detectors.base import Detector, Param
+from followmoney.detectors.recurring import RecurringPair
+from followmoney.detectors.structuring import NearThresholdWindow
+
+DETECTORS: dict[str, type[Detector]] = {cls.kind: cls for cls in (NearThresholdWindow, RecurringPair)}
+
+__all__ = ["DETECTORS", "Detector", "Param"]

@@ -1,0 +1,61 @@
+"""The detector contract: a kind of pattern, parametrised by rules, returning candidate alerts.
+
+A detector receives the clean transactions (one partition of parties, or all of them) and a
+rule's parameters, and returns candidates in one shape (`schema.CANDIDATE_BASE_SCHEMA` plus its
+own evidence columns). It never links parties to lists and never scores: later stages do.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from followmoney import schema as S
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable parameter of a detector kind: its type, default and meaning."""
+
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] = ()
+
+
+class Detector(ABC):
+    """A kind of pattern. Subclasses declare `kind`, `params` and `evidence`, and implement `detect`."""
+
+    kind: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[dict[str, Param]]
+    evidence: ClassVar[dict[str, pl.DataType]]  # extra candidate columns, usable in reason templates
+
+    @abstractmethod
+    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+        """Candidates found in `txns` (clean, normalised transfers) under `params`."""
+
+    @classmethod
+    def empty(cls) -> pl.DataFrame:
+        """A zero-row candidate frame of this detector's shape."""
+        return pl.DataFrame(schema={**S.CANDIDATE_BASE_SCHEMA, **cls.evidence})
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        """Every column a candidate of this kind has (base + evidence)."""
+        return tuple(S.CANDIDATE_BASE_SCHEMA) + tuple(cls.evidence)
+
+
+def group_starts(sorted_keys: pl.DataFrame) -> np.ndarray:
+    """Offsets where the key columns change in a frame sorted by them, plus its height at the end."""
+    n = sorted_keys.height
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in sorted_keys.columns])
+    first = sorted_keys.select(change.fill_null(True).alias("c")).to_series()
+    idx = first.arg_true().cast(pl.Int64).to_numpy()
+    return np.append(idx, np.int64(n)).astype(np.int64)

@@ -1,0 +1,299 @@
+"""Types, UTC timestamps, amount_usd, party keys; split clean rows from quarantined ones (with reasons).
+
+Value-level problems of single rows become quarantine reasons; problems that make a whole column
+unusable (naive timestamps without --assume-tz, amounts that are text) stop the run with an
+InputError naming the file, the column and the first row at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.errors import InputError
+
+MIN_TS = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
+PARTY_KEY_SEED = 0x5EED_F011  # fixed: party keys must be identical across runs
+SENDER_KEY = "sender_key"
+RECEIVER_KEY = "receiver_key"
+
+_ZONED = r"(?:[+-]\d{2}:?\d{2})$"
+_NAIVE = r"^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
+_ZONED_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class FxTable:
+    """USD per unit of each currency, optionally by date (as-of the transfer's date)."""
+
+    rates: pl.DataFrame  # currency, usd_per_unit[, date]
+
+    @property
+    def dated(self) -> bool:
+        """Whether rates vary by date."""
+        return "date" in self.rates.columns
+
+
+def load_fx(path: Path) -> FxTable:
+    """Read an FX CSV (`currency, usd_per_unit` and optionally `date`)."""
+    label = str(path)
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"unreadable FX table ({' '.join(str(exc).split())[:150]})", file=label) from None
+    missing = [c for c in ("currency", "usd_per_unit") if c not in frame.columns]
+    if missing:
+        raise InputError(f"FX table lacks column(s) {', '.join(missing)}", file=label)
+    cols = [
+        pl.col("currency").str.strip_chars().str.to_uppercase(),
+        pl.col("usd_per_unit").str.strip_chars().cast(pl.Float64, strict=False),
+    ]
+    if "date" in frame.columns:
+        cols.append(pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False))
+    rates = frame.select(cols).with_row_index("_line", offset=2)
+    bad = rates.filter(
+        pl.any_horizontal(pl.all().exclude("_line").is_null())
+        | ~pl.col("usd_per_unit").is_finite()
+        | (pl.col("usd_per_unit") <= 0)
+    )
+    if bad.height:
+        raise InputError(
+            "FX rate rows need a currency, a positive usd_per_unit (and a YYYY-MM-DD date)",
+            file=f"{label} line {bad['_line'][0]}",
+        )
+    rates = rates.drop("_line")
+    keys = ["currency", "date"] if "date" in rates.columns else ["currency"]
+    return FxTable(rates.unique(subset=keys, keep="last").sort(keys))
+
+
+def _check_amount_text(frame: pl.DataFrame, label: str) -> pl.DataFrame:
+    """CSV amounts: parse text as numbers; a value that is not a number stops the run."""
+    for name in S.FLOAT_TXN_COLUMNS:
+        if name not in frame.columns or frame.schema[name] != pl.String:
+            continue
+        text = pl.col(name).str.strip_chars()
+        parsed = text.cast(pl.Float64, strict=False)
+        bad = frame.filter(parsed.is_null() & text.is_not_null() & (text != ""))
+        if bad.height:
+            value = bad[name][0]
+            raise InputError(
+                f"'{value}' is not a number (amounts must be plain numbers: no thousands separators or "
+                f"currency signs); {bad.height} such row(s)",
+                file=label,
+                column=name,
+                row=int(bad[S.SOURCE_ROW][0]),
+            )
+        frame = frame.with_columns(parsed.alias(name))
+    return frame
+
+
+def _zone(assume_tz: str, label: str) -> str:
+    try:
+        ZoneInfo(assume_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"--assume-tz '{assume_tz}' is not a known time zone (e.g. Asia/Bangkok, UTC)", file=label
+        ) from None
+    return assume_tz
+
+
+def _naive_error(label: str, row: int | None) -> InputError:
+    return InputError(
+        "timestamps have no time zone; pass --assume-tz ZONE (e.g. --assume-tz Asia/Bangkok) "
+        "or export them with a UTC offset",
+        file=label,
+        column=S.TS,
+        row=row,
+    )
+
+
+def _parse_ts(frame: pl.DataFrame, label: str, assume_tz: str | None) -> pl.DataFrame:
+    """Turn `ts` into UTC datetimes; naive values need --assume-tz; unparsable values become null."""
+    dtype = frame.schema[S.TS]
+    col = pl.col(S.TS)
+    first_row = int(frame[S.SOURCE_ROW][0]) if frame.height else None
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return frame.with_columns(col.dt.convert_time_zone(S.UTC).dt.cast_time_unit("us"))
+        if assume_tz is None:
+            raise _naive_error(label, first_row)
+        zone = _zone(assume_tz, label)
+        return frame.with_columns(
+            col.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone(S.UTC)
+            .dt.cast_time_unit("us")
+        )
+    if dtype == pl.Date:
+        if assume_tz is None:
+            raise _naive_error(label, first_row)
+        zone = _zone(assume_tz, label)
+        return frame.with_columns(
+            col.cast(pl.Datetime("us"))
+            .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone(S.UTC)
+        )
+    # Text: ISO 8601 with 'T' or ' ', with or without offset/Z.
+    text = (
+        col.str.strip_chars()
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
+        .str.replace(r"(?i)z$", "+00:00")
+        .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "${1}")
+    )
+    frame = frame.with_columns(text.alias("_ts_text"))
+    t = pl.col("_ts_text")
+    zoned = t.str.contains(_ZONED)
+    naive = t.str.contains(_NAIVE)
+    kinds = frame.select(
+        zoned.any().alias("any_zoned"),
+        naive.any().alias("any_naive"),
+        pl.col(S.SOURCE_ROW).filter(naive).first().alias("naive_row"),
+    ).row(0, named=True)
+    if kinds["any_naive"] and kinds["any_zoned"]:
+        raise InputError(
+            "the file mixes time-zone-naive and zoned timestamps; export all with a UTC offset",
+            file=label,
+            column=S.TS,
+            row=kinds["naive_row"],
+        )
+    if kinds["any_naive"]:
+        if assume_tz is None:
+            raise _naive_error(label, kinds["naive_row"])
+        zone = _zone(assume_tz, label)
+        parsed = (
+            pl.coalesce([t.str.to_datetime(f, strict=False, time_unit="us") for f in _NAIVE_FORMATS])
+            .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone(S.UTC)
+        )
+    else:
+        parsed = pl.coalesce(
+            [t.str.to_datetime(f, strict=False, time_zone=S.UTC, time_unit="us") for f in _ZONED_FORMATS]
+        )
+    return frame.with_columns(parsed.alias(S.TS), t.is_not_null().alias("_ts_given")).drop("_ts_text")
+
+
+def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
+    """Fill amount_usd: given values first, then USD amounts, then the FX table."""
+    cur = pl.col(S.CURRENCY).str.strip_chars().str.to_uppercase()
+    frame = frame.with_columns(cur.alias(S.CURRENCY))
+    if S.AMOUNT_USD not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias(S.AMOUNT_USD))
+    frame = frame.with_columns(pl.col(S.AMOUNT_USD).is_not_null().alias("_usd_given"))
+    is_usd = pl.col(S.CURRENCY) == "USD"
+    derived = pl.when(is_usd).then(pl.col(S.AMOUNT))
+    if fx is not None:
+        if fx.dated:
+            frame = (
+                frame.with_columns(pl.col(S.TS).dt.date().alias("_date"))
+                .sort("_date")
+                .join_asof(fx.rates.sort("date"), left_on="_date", right_on="date", by="currency", strategy="backward")
+                .drop("_date", "date")
+                .sort(S.SOURCE_ROW)
+            )
+        else:
+            frame = frame.join(fx.rates, on=S.CURRENCY, how="left", maintain_order="left")
+        derived = pl.when(is_usd).then(pl.col(S.AMOUNT)).otherwise(pl.col(S.AMOUNT) * pl.col("usd_per_unit"))
+    frame = frame.with_columns(pl.coalesce(pl.col(S.AMOUNT_USD), derived).alias(S.AMOUNT_USD))
+    return frame.drop("usd_per_unit", strict=False)
+
+
+def _reasons(now: dt.datetime, max_amount_usd: float) -> pl.Expr:
+    """One expression giving the `; `-joined quarantine reasons of a row (null when clean)."""
+
+    def blank(name: str) -> pl.Expr:
+        c = pl.col(name)
+        return c.is_null() | (c.str.strip_chars() == "")
+
+    amount = pl.col(S.AMOUNT)
+    usd = pl.col(S.AMOUNT_USD)
+    latest = now + dt.timedelta(days=1)
+    checks: list[tuple[pl.Expr, pl.Expr | str]] = [
+        (blank(S.TXN_ID), "null or blank txn_id"),
+        (blank(S.SENDER_ID), "null or blank sender_id"),
+        (blank(S.RECEIVER_ID), "null or blank receiver_id"),
+        (pl.col(S.TS).is_null() & ~pl.col("_ts_given"), "null ts"),
+        (pl.col(S.TS).is_null() & pl.col("_ts_given"), "unparsable ts"),
+        (pl.col(S.TS) < MIN_TS, "ts before 1990-01-01"),
+        (pl.col(S.TS) > latest, "ts later than one day after the run"),
+        (amount.is_null(), "null amount"),
+        (amount.is_nan(), "NaN amount"),
+        (amount.is_infinite(), "infinite amount"),
+        (amount == 0, "zero amount"),
+        (amount < 0, "negative amount"),
+        (blank(S.CURRENCY), "null currency"),
+        (
+            amount.is_finite() & (amount > 0) & ~blank(S.CURRENCY) & usd.is_null(),
+            pl.format("no FX rate for currency {}", pl.col(S.CURRENCY)),
+        ),
+        (
+            pl.col("_usd_given") & amount.is_finite() & (amount > 0) & (~usd.is_finite() | (usd <= 0)),
+            "invalid amount_usd",
+        ),
+        (usd.is_finite() & (usd > max_amount_usd), f"amount_usd above {max_amount_usd:,.0f}"),
+    ]
+    parts = [
+        pl.when(cond.fill_null(False)).then(reason if isinstance(reason, pl.Expr) else pl.lit(reason))
+        for cond, reason in checks
+    ]
+    joined = pl.concat_list(parts).list.drop_nulls().list.join("; ")
+    return pl.when(joined == "").then(None).otherwise(joined)
+
+
+def normalise_file(
+    frame: pl.DataFrame,
+    label: str,
+    *,
+    assume_tz: str | None,
+    fx: FxTable | None,
+    now: dt.datetime,
+    max_amount_usd: float,
+) -> pl.DataFrame:
+    """Type and check one file's rows; adds `reason` (null for rows fit to scan)."""
+    frame = _check_amount_text(frame, label)
+    if frame.schema[S.TS] == pl.Null:
+        frame = frame.with_columns(pl.col(S.TS).cast(pl.Datetime("us", S.UTC)))
+    if frame.schema[S.TS] == pl.String:
+        frame = _parse_ts(frame, label, assume_tz)
+    else:
+        frame = _parse_ts(frame, label, assume_tz).with_columns(pl.col(S.TS).is_not_null().alias("_ts_given"))
+    frame = _amount_usd(frame, fx)
+    frame = frame.with_columns(_reasons(now, max_amount_usd).alias(S.REASON))
+    return frame.drop("_ts_given", "_usd_given")
+
+
+def mark_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add 'duplicate txn_id' to every later occurrence of a txn_id (the frame is in file, row order)."""
+    tid = pl.col(S.TXN_ID)
+    dup = tid.is_not_null() & (tid.str.strip_chars() != "") & ~tid.is_first_distinct()
+    reason = pl.col(S.REASON)
+    return frame.with_columns(
+        pl.when(dup)
+        .then(pl.when(reason.is_null()).then(pl.lit("duplicate txn_id")).otherwise(reason + "; duplicate txn_id"))
+        .otherwise(reason)
+        .alias(S.REASON)
+    )
+
+
+def party_keys() -> list[pl.Expr]:
+    """Dense-enough integer keys for sender and receiver ids (hash with a fixed seed)."""
+    return [
+        pl.col(S.SENDER_ID).hash(PARTY_KEY_SEED).alias(SENDER_KEY),
+        pl.col(S.RECEIVER_ID).hash(PARTY_KEY_SEED).alias(RECEIVER_KEY),
+    ]
+
+
+def check_key_collisions(clean: pl.DataFrame) -> None:
+    """Stop if two distinct party ids hashed to one key (astronomically rare, but never silent)."""
+    ids = pl.concat(
+        [
+            clean.select(pl.col(S.SENDER_ID).alias("id"), pl.col(SENDER_KEY).alias("k")),
+            clean.select(pl.col(S.RECEIVER_ID).alias("id"), pl.col(RECEIVER_KEY).alias("k")),
+        ]
+    ).unique()
+    if ids["k"].n_unique() != ids.height:
+        raise InputError("two party ids share a 64-bit hash key; please report this input to the developers")

@@ -1,0 +1,177 @@
+"""Turn linked candidates into alerts: a 0-100 score, plain-language reasons, a stable id, a fixed order.
+
+Score (documented in the README): a noisy-or of three independent signals, then a damping factor,
+
+    rule     = severity * (0.5 + 0.5 * strength)          # the pattern and how strong its evidence is
+    official = 0.5 * official_confidence                  # a listed official is a party
+    network  = 0.6 * network_confidence * 0.7 ** hops     # a listed network member is (or is near) a party
+    score    = 100 * (1 - (1-rule)(1-official)(1-network)) * damping
+
+damping is 0.25 for a recurring payment that looks like family support (payer abroad, sharing a
+family name with the receiver), else 1. Each term only grows with its input, so stronger evidence
+never lowers a score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from typing import Any
+
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.rules import Rule
+
+FAMILY_SUPPORT_DAMPING = 0.25
+NETWORK_HOP_DECAY = 0.7
+
+
+def alert_id(rule_code: str, subject: str | None, counterparty: str | None, txn_ids: list[str]) -> str:
+    """A stable id: the same rule, parties and evidence transfers always give the same id."""
+    text = "\x1f".join([rule_code, subject or "", counterparty or "", *sorted(txn_ids)])
+    return f"{rule_code}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}"
+
+
+def score_expr(
+    severity: pl.Expr, strength: pl.Expr, official_conf: pl.Expr, network_conf: pl.Expr, hops: pl.Expr, damping: pl.Expr
+) -> pl.Expr:
+    """The 0-100 score from its inputs (see the module docstring); null inputs count as absent."""
+    rule = severity * (0.5 + 0.5 * strength.clip(0, 1))
+    official = 0.5 * official_conf.fill_null(0).clip(0, 1)
+    network = 0.6 * network_conf.fill_null(0).clip(0, 1) * pl.lit(NETWORK_HOP_DECAY).pow(hops.fill_null(0))
+    return (100 * (1 - (1 - rule) * (1 - official) * (1 - network)) * damping).clip(0, 100).round(1)
+
+
+class _Template(string.Formatter):
+    """str.format restricted to plain field names (validated by rules.py); nulls print as 'n/a'."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None:
+            return "n/a"
+        return super().format_field(value, format_spec)
+
+
+def _format_reason(template: str, fields: pl.DataFrame) -> pl.Series:
+    formatter = _Template()
+    return pl.Series([formatter.vformat(template, (), row) for row in fields.to_dicts()], dtype=pl.String)
+
+
+def _link_sentences() -> pl.Expr:
+    """Plain-language sentences on who the parties are, as found by the link stage."""
+
+    def opt(cond: pl.Expr, text: pl.Expr) -> pl.Expr:
+        return pl.when(cond).then(text).otherwise(None)
+
+    official_side = (
+        pl.when(pl.col("cp_off_list_id").is_not_null()).then(pl.lit("The receiver")).otherwise(pl.lit("The subject"))
+    )
+    off_id = pl.coalesce("cp_off_list_id", "subj_off_list_id")
+    off_name = pl.coalesce("cp_off_entry_name", "subj_off_entry_name")
+    off_basis = pl.coalesce("cp_off_basis", "subj_off_basis")
+    off_conf = pl.coalesce("cp_off_confidence", "subj_off_confidence")
+    off_role = pl.coalesce("cp_off_role", "subj_off_role", "cp_off_dataset", "subj_off_dataset")
+    official = opt(
+        off_id.is_not_null(),
+        pl.format(
+            "{} matches listed official {} '{}'{} ({}, confidence {}).",
+            official_side,
+            off_id,
+            off_name,
+            pl.when(off_role.is_not_null()).then(pl.format(", {}", off_role)).otherwise(pl.lit("")),
+            off_basis,
+            off_conf.round(2),
+        ),
+    )
+    network = opt(pl.col("network_id").is_not_null(), pl.format("Network link: {}.", pl.col("network_path")))
+    family = opt(
+        pl.col("_family_support"),
+        pl.format(
+            "Payer sends from abroad and shares the family name '{}' with the receiver: "
+            "may be family support (score lowered).",
+            pl.col("shared_family_name"),
+        ),
+    )
+    return pl.concat_list(official, network, family).list.drop_nulls().list.join(" ")
+
+
+def _network_columns() -> list[pl.Expr]:
+    """network_id, path text, confidence and hops from direct membership of subject or counterparty."""
+    subj = pl.col("subj_net_list_id").is_not_null()
+    cp = pl.col("cp_net_list_id").is_not_null()
+
+    def path(who: pl.Expr, prefix: str) -> pl.Expr:
+        return pl.format(
+            "{} = listed member {} '{}' ({}) of {} ({})",
+            who,
+            pl.col(f"{prefix}_list_id"),
+            pl.col(f"{prefix}_entry_name"),
+            pl.col(f"{prefix}_role").fill_null("role unknown"),
+            pl.col(f"{prefix}_network_id"),
+            pl.col(f"{prefix}_basis"),
+        )
+
+    return [
+        pl.when(subj).then(pl.col("subj_net_network_id")).otherwise(pl.col("cp_net_network_id")).alias("network_id"),
+        pl.when(subj)
+        .then(path(pl.format("subject {}", pl.col("subject_id")), "subj_net"))
+        .when(cp)
+        .then(path(pl.format("counterparty {}", pl.col("counterparty_id")), "cp_net"))
+        .otherwise(None)
+        .alias("network_path"),
+        pl.when(subj).then(pl.col("subj_net_confidence")).otherwise(pl.col("cp_net_confidence")).alias("_net_conf"),
+        pl.when(subj | cp).then(pl.lit(0)).otherwise(None).alias("_hops"),
+    ]
+
+
+def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
+    """Alerts in the contract's shape, sorted by score descending then alert_id."""
+    if linked.height == 0:
+        return pl.DataFrame(schema=S.ALERT_SCHEMA)
+    parts = []
+    for code in sorted(linked["rule_code"].unique().to_list()):
+        rule = rules[code]
+        rows = linked.filter(pl.col("rule_code") == code)
+        text = _format_reason(rule.reason, rows.select([f for f in rule.reason_fields()]))
+        parts.append(
+            rows.with_columns(
+                pl.lit(rule.typology).alias("typology"),
+                pl.lit(rule.severity).alias("_severity"),
+                pl.concat_str(pl.lit(f"[{code}] "), pl.lit(text)).alias("_rule_text"),
+            )
+        )
+    frame = pl.concat(parts, how="diagonal_relaxed").with_columns(_network_columns())
+    cross = pl.col("cross_border") if "cross_border" in frame.columns else pl.lit(False)
+    frame = frame.with_columns(
+        (
+            (pl.col("typology") == "recurring_payment_to_official")
+            & pl.col("shared_family_name").is_not_null()
+            & cross.fill_null(False)
+        ).alias("_family_support")
+    )
+    off_conf = pl.coalesce("cp_off_confidence", "subj_off_confidence")
+    frame = frame.with_columns(
+        score_expr(
+            pl.col("_severity"),
+            pl.col("strength"),
+            off_conf,
+            pl.col("_net_conf"),
+            pl.col("_hops"),
+            pl.when(pl.col("_family_support")).then(FAMILY_SUPPORT_DAMPING).otherwise(1.0),
+        ).alias("score"),
+        pl.coalesce("cp_off_list_id", "subj_off_list_id").alias("official_id"),
+    )
+    frame = frame.with_columns(
+        pl.concat_str(pl.col("_rule_text"), pl.lit(". "), _link_sentences()).str.strip_chars().alias("reasons"),
+        pl.struct("rule_code", "subject_id", "counterparty_id", "txn_ids")
+        .map_elements(
+            lambda r: alert_id(r["rule_code"], r["subject_id"], r["counterparty_id"], r["txn_ids"]),
+            return_dtype=pl.String,
+        )
+        .alias("alert_id"),
+    )
+    return (
+        frame.select(list(S.ALERT_SCHEMA))
+        .cast(S.ALERT_SCHEMA)  # type: ignore[arg-type]
+        .sort(["score", "alert_id"], descending=[True, False])
+    )
