@@ -185,7 +185,7 @@ def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias(S.AMOUNT_USD))
     frame = frame.with_columns(pl.col(S.AMOUNT_USD).is_not_null().alias("_usd_given"))
     is_usd = pl.col(S.CURRENCY) == "USD"
-    derived = pl.when(is_usd).then(pl.col(S.AMOUNT))
+    derived: pl.Expr = pl.when(is_usd).then(pl.col(S.AMOUNT))
     if fx is not None:
         if fx.dated:
             frame = (

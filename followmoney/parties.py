@@ -62,7 +62,7 @@ def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.S
     top = counts.group_by("party_id", maintain_order=True).agg(pl.col("name").first())
 
     def uniq(col: str) -> pl.Expr:
-        return pl.col(col).drop_nulls().filter(pl.col(col).str.strip_chars() != "").unique().sort()
+        return pl.col(col).filter(pl.col(col).str.strip_chars() != "").drop_nulls().unique().sort()
 
     lists = rows.group_by("party_id").agg(
         uniq("name").alias("names"), uniq("country").alias("countries"), uniq("phone").alias("phones")

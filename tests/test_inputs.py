@@ -1,0 +1,238 @@
+"""Reading: formats, directories, globs, --map, --fx, --assume-tz, CSV options, quarantine, and errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import T0, frame, txn
+
+from followmoney import schema as S
+
+
+def base_rows(prefix: str = "T") -> list[dict]:
+    return [txn(f"{prefix}{i}", f"C{i % 3}", f"R{i % 2}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(6)]
+
+
+def scan(run_cli, inputs, out: Path, *extra):
+    return run_cli("scan", inputs, "--out", out, "--quiet", *extra)
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def summary(out: Path) -> dict:
+    data = json.loads((out / "summary.json").read_text())
+    assert data["rows_read"] == data["rows_scanned"] + data["rows_quarantined"]
+    return data
+
+
+@pytest.mark.parametrize("suffix", [".arrow", ".feather", ".parquet", ".csv"])
+def test_each_format_reads_all_rows(tmp_path: Path, run_cli, suffix: str) -> None:
+    path = tmp_path / f"t{suffix}"
+    df = frame(base_rows())
+    if suffix == ".parquet":
+        df.write_parquet(path)
+    elif suffix == ".csv":
+        df.with_columns(pl.col(S.TS).dt.strftime("%Y-%m-%dT%H:%M:%S%z")).write_csv(path)
+    else:
+        df.write_ipc(path)
+    result = scan(run_cli, path, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert summary(tmp_path / "out")["rows_scanned"] == 6
+
+
+def test_directory_and_glob_and_duplicates_across_files(tmp_path: Path, run_cli) -> None:
+    d = tmp_path / "dump"
+    d.mkdir()
+    frame(base_rows()).write_ipc(d / "a.arrow")
+    frame(base_rows()[:2] + base_rows("U")).write_parquet(d / "b.parquet")  # T0, T1 repeat across files
+    (d / "_SUCCESS").write_text("")
+    (d / ".hidden.csv").write_text("junk")
+    result = scan(run_cli, d, tmp_path / "o1")
+    assert result.exit_code == 0, result.output
+    s = summary(tmp_path / "o1")
+    assert (s["rows_read"], s["rows_scanned"], s["rows_quarantined"]) == (14, 12, 2)
+    assert s["quarantine_reasons"] == {"duplicate txn_id": 2}
+    q = pl.read_parquet(tmp_path / "o1" / "quarantine.parquet")
+    assert q["reason"].to_list() == ["duplicate txn_id"] * 2
+    assert set(q[S.SOURCE_FILE].to_list()) == {str(d / "b.parquet")}
+    result = scan(run_cli, str(d / "*.arrow"), tmp_path / "o2")
+    assert result.exit_code == 0 and summary(tmp_path / "o2")["rows_read"] == 6
+
+
+def test_bad_rows_are_quarantined_with_every_reason(tmp_path: Path, run_cli) -> None:
+    rows = base_rows()
+    rows[0][S.TXN_ID] = None
+    rows[1][S.AMOUNT] = -5.0
+    rows[1][S.AMOUNT_USD] = -5.0
+    rows[2][S.TS] = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    rows[3][S.AMOUNT] = float("nan")
+    rows[3][S.SENDER_ID] = "  "
+    rows[4][S.CURRENCY] = "XOF"
+    rows[4][S.AMOUNT_USD] = None
+    path = tmp_path / "t.parquet"
+    frame(rows).write_parquet(path)
+    result = scan(run_cli, path, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    s = summary(tmp_path / "out")
+    assert (s["rows_scanned"], s["rows_quarantined"]) == (1, 5)
+    q = pl.read_parquet(tmp_path / "out" / "quarantine.parquet").sort(S.SOURCE_ROW)
+    assert q["reason"].to_list() == [
+        "null or blank txn_id",
+        "negative amount",
+        "ts before 1990-01-01",
+        "null or blank sender_id; NaN amount",
+        "no FX rate for currency XOF",
+    ]
+    assert q[S.SOURCE_ROW].to_list() == [1, 2, 3, 4, 5]
+    assert S.SENDER_NAME in q.columns  # all original columns are kept
+
+
+def test_fx_table_fills_amount_usd(tmp_path: Path, run_cli) -> None:
+    rows = [txn(f"T{i}", "C1", "R1", T0 + dt.timedelta(days=i), 0, currency="THB", amount=3500.0) for i in range(3)]
+    df = frame(rows).drop(S.AMOUNT_USD)
+    path = tmp_path / "t.parquet"
+    df.write_parquet(path)
+    assert summary_after(run_cli, path, tmp_path / "o1")["rows_quarantined"] == 3  # no FX: quarantined
+    fx = tmp_path / "fx.csv"
+    fx.write_text("currency,usd_per_unit\nTHB,0.028\n")
+    assert summary_after(run_cli, path, tmp_path / "o2", "--fx", fx)["rows_scanned"] == 3
+
+
+def summary_after(run_cli, path, out, *extra) -> dict:
+    result = scan(run_cli, path, out, *extra)
+    assert result.exit_code == 0, result.output
+    return summary(out)
+
+
+def test_map_renames_columns_and_csv_options(tmp_path: Path, run_cli) -> None:
+    df = frame(base_rows()).with_columns(pl.col(S.TS).dt.strftime("%Y-%m-%d %H:%M:%S"))
+    df = df.rename({S.AMOUNT_USD: "SendAmountUSD", S.TXN_ID: "Ref"})
+    path = tmp_path / "t.csv"
+    path.write_bytes(df.write_csv(separator=";").encode("cp1252"))
+    # Naive timestamps stop the run until --assume-tz is given.
+    result = scan(
+        run_cli,
+        path,
+        tmp_path / "o",
+        "--map",
+        "amount_usd=SendAmountUSD",
+        "--map",
+        "txn_id=Ref",
+        "--csv-delimiter",
+        ";",
+        "--encoding",
+        "cp1252",
+    )
+    assert_one_line_error(result, "t.csv", "ts", "--assume-tz")
+    assert not (tmp_path / "o").exists()
+    s = summary_after(
+        run_cli,
+        path,
+        tmp_path / "o",
+        "--map",
+        "amount_usd=SendAmountUSD",
+        "--map",
+        "txn_id=Ref",
+        "--csv-delimiter",
+        ";",
+        "--encoding",
+        "cp1252",
+        "--assume-tz",
+        "Asia/Bangkok",
+    )
+    assert s["rows_scanned"] == 6
+
+
+def test_assume_tz_converts_to_utc(tmp_path: Path) -> None:
+    from followmoney.normalise import normalise_file
+
+    raw = pl.DataFrame(
+        {
+            S.SOURCE_ROW: [1],
+            S.TS: ["2025-03-03 16:00:00"],
+            S.AMOUNT: [1.0],
+            S.CURRENCY: ["USD"],
+            S.TXN_ID: ["a"],
+            S.SENDER_ID: ["s"],
+            S.RECEIVER_ID: ["r"],
+        }
+    )
+    out = normalise_file(
+        raw, "x.csv", assume_tz="Asia/Bangkok", fx=None, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), max_amount_usd=1e8
+    )
+    assert out[S.TS][0] == dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
+
+
+def test_offsets_are_converted_and_mixed_naive_zoned_stops(tmp_path: Path, run_cli) -> None:
+    df = frame(base_rows()).with_columns(pl.col(S.TS).dt.strftime("%Y-%m-%dT%H:%M:%S+07:00"))
+    path = tmp_path / "t.csv"
+    df.write_csv(path)
+    assert summary_after(run_cli, path, tmp_path / "o")["rows_scanned"] == 6
+    mixed = df.with_columns(
+        pl.when(pl.col(S.TXN_ID) == "T3").then(pl.lit("2025-03-03 10:00:00")).otherwise(pl.col(S.TS)).alias(S.TS)
+    )
+    mixed.write_csv(path)
+    assert_one_line_error(scan(run_cli, path, tmp_path / "o2"), "t.csv", "row 4", "ts", "mixes")
+
+
+def test_missing_columns_listed_at_once(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "t.parquet"
+    frame(base_rows()).drop(S.AGENT_ID, S.CURRENCY).write_parquet(path)
+    result = scan(run_cli, path, tmp_path / "o")
+    assert_one_line_error(result, "t.parquet", "currency", "agent_id")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("suffix", [".arrow", ".parquet"])
+def test_truncated_file_stops(tmp_path: Path, run_cli, suffix: str) -> None:
+    path = tmp_path / f"t{suffix}"
+    df = frame(base_rows() * 1)
+    df.write_ipc(path) if suffix == ".arrow" else df.write_parquet(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(scan(run_cli, path, tmp_path / "o"), str(path), "truncated")
+    assert not (tmp_path / "o").exists()
+
+
+def test_naive_arrow_timestamps_stop_and_integer_timestamps_stop(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "t.arrow"
+    frame(base_rows()).with_columns(pl.col(S.TS).dt.replace_time_zone(None)).write_ipc(path)
+    assert_one_line_error(scan(run_cli, path, tmp_path / "o"), "t.arrow", "ts", "--assume-tz")
+    frame(base_rows()).with_columns(pl.col(S.TS).dt.epoch("s")).write_ipc(path)
+    assert_one_line_error(scan(run_cli, path, tmp_path / "o"), "ts", "integer timestamps")
+
+
+def test_nothing_matches_and_bad_out_dir(tmp_path: Path, run_cli) -> None:
+    assert_one_line_error(scan(run_cli, str(tmp_path / "*.arrow"), tmp_path / "o"), "matches no")
+    assert_one_line_error(scan(run_cli, tmp_path / "nope.arrow", tmp_path / "o"), "no such file")
+    path = tmp_path / "t.arrow"
+    frame(base_rows()).write_ipc(path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(scan(run_cli, path, blocker), "not a directory")
+
+
+def test_amounts_as_text_stop_with_row(tmp_path: Path, run_cli) -> None:
+    df = frame(base_rows()).with_columns(
+        pl.col(S.TS).dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pl.col(S.AMOUNT).cast(pl.String)
+    )
+    df = df.with_columns(
+        pl.when(pl.col(S.TXN_ID) == "T2").then(pl.lit("$1,200.00")).otherwise(pl.col(S.AMOUNT)).alias(S.AMOUNT)
+    )
+    path = tmp_path / "t.csv"
+    df.write_csv(path)
+    assert_one_line_error(scan(run_cli, path, tmp_path / "o"), "t.csv", "row 3", "amount", "$1,200.00")
+    text = tmp_path / "t.parquet"
+    df.write_parquet(text)
+    assert_one_line_error(scan(run_cli, text, tmp_path / "o"), "amount", "text")
