@@ -264,6 +264,21 @@ def rules_list(
         _stdout().print(table)
 
 
+@rules_app.command("doc")
+def rules_doc(
+    rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,
+) -> None:
+    """Print the rule catalogue as a Markdown table (the README's table is this output).
+
+    Example: followmoney rules doc
+    """
+    with _user_errors():
+        from followmoney.config import DEFAULT_RULES_DIR
+        from followmoney.rules import load_rules, rules_markdown
+
+        print(rules_markdown(load_rules(rules_dir or DEFAULT_RULES_DIR)), end="")
+
+
 @rules_app.command("check")
 def rules_check(
     rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,

@@ -271,3 +271,15 @@ def _replace_params(rule: Rule, params: dict[str, Any]) -> Rule:
     from dataclasses import replace
 
     return replace(rule, params=params)
+
+
+def rules_markdown(rules: list[Rule]) -> str:
+    """The rule catalogue as a Markdown table (the README's copy is generated from this)."""
+    lines = [
+        "| code | name | typology | kind | severity | summary | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rules:
+        cells = [r.code, f"`{r.name}`", r.typology, f"`{r.kind}`", f"{r.severity:.2f}", r.summary, r.source]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
