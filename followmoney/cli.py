@@ -242,6 +242,58 @@ def synth(
         del result
 
 
+@app.command()
+def evaluate(
+    alerts: Annotated[Path, typer.Argument(help="alerts.parquet written by scan.")],
+    labels: Annotated[Path, typer.Argument(help="labels.parquet written by synth.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Precision, recall and F1 per typology and rule, precision@50/@200, look-alike false-positive rate.
+
+    Example: followmoney evaluate out/demo/alerts.parquet sample_data/labels.parquet
+    """
+    with _user_errors():
+        import json
+
+        from rich.table import Table
+
+        from followmoney.evaluate import evaluate_files
+
+        result = evaluate_files(alerts, labels)
+        table = Table(title="per typology (entity level)")
+        for col in ("typology", "alerts", "planted", "found", "precision", "recall", "f1"):
+            table.add_column(col)
+        for typ, m in result["per_typology"].items():
+            table.add_row(
+                typ,
+                str(m["alerts"]),
+                str(m["planted"]),
+                str(m["patterns_found"]),
+                f"{m['precision']:.3f}",
+                f"{m['recall']:.3f}",
+                f"{m['f1']:.3f}",
+            )
+        console = _stdout()
+        console.print(table)
+        rules = Table(title="per rule")
+        for col in ("rule", "alerts", "true alerts", "precision", "patterns found"):
+            rules.add_column(col)
+        for code, m in result["per_rule"].items():
+            rules.add_row(
+                code, str(m["alerts"]), str(m["true_alerts"]), f"{m['precision']:.3f}", str(m["patterns_found"])
+            )
+        console.print(rules)
+        console.print(
+            f"precision@50 {result['precision@50']:.3f}   precision@200 {result['precision@200']:.3f}   "
+            f"look-alike FP rate {result['lookalike_fp_rate']:.4f} "
+            f"({result['lookalike_parties_alerted']}/{result['lookalike_parties']} parties)"
+        )
+        for kind, m in result["lookalike_fp_by_kind"].items():
+            console.print(f"  {kind}: {m['alerted']}/{m['parties']} alerted")
+        if json_out:
+            json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 @rules_app.command("list")
 def rules_list(
     rules_dir: Annotated[Path | None, typer.Option(help="Directory of rule files (default: bundled rules/).")] = None,
