@@ -207,8 +207,80 @@ def _family_tokens(name: pl.Expr) -> pl.Expr:
     )
 
 
+# Columns the link stage adds to candidates; score.py and the requirements read only these.
+LINK_COLUMNS: dict[str, pl.DataType] = {
+    "subject_name": pl.String(),
+    "counterparty_name": pl.String(),
+    "counterparty_official": pl.Boolean(),  # the counterparty matches the officials list
+    "official_id": pl.String(),  # counterparty's match first, else the subject's
+    "official_text": pl.String(),  # plain-language sentence on the official match
+    "official_confidence": pl.Float64(),
+    "network_id": pl.String(),
+    "network_path": pl.String(),
+    "network_confidence": pl.Float64(),
+    "network_hops": pl.Int64(),  # 0 = subject or counterparty is a listed member
+    "shared_family_name": pl.String(),
+}
+
+
+def _official_columns() -> list[pl.Expr]:
+    cp = pl.col("cp_off_list_id").is_not_null()
+
+    def pick(field: str) -> pl.Expr:
+        return pl.when(cp).then(pl.col(f"cp_off_{field}")).otherwise(pl.col(f"subj_off_{field}"))
+
+    role = pl.coalesce(pick("role"), pick("dataset"))
+    text = pl.format(
+        "{} matches listed official {} '{}'{} ({}, confidence {}).",
+        pl.when(cp).then(pl.lit("The receiver")).otherwise(pl.lit("The subject")),
+        pick("list_id"),
+        pick("entry_name"),
+        pl.when(role.is_not_null()).then(pl.format(", {}", role)).otherwise(pl.lit("")),
+        pick("basis"),
+        pick("confidence").round(2),
+    )
+    return [
+        cp.alias("counterparty_official"),
+        pick("list_id").alias("official_id"),
+        pl.when(pick("list_id").is_not_null()).then(text).otherwise(None).alias("official_text"),
+        pick("confidence").alias("official_confidence"),
+    ]
+
+
+def _network_columns() -> list[pl.Expr]:
+    """network_id, path text, confidence and hops from direct membership of subject or counterparty."""
+    subj = pl.col("subj_net_list_id").is_not_null()
+    cp = pl.col("cp_net_list_id").is_not_null()
+
+    def path(who: pl.Expr, prefix: str) -> pl.Expr:
+        return pl.format(
+            "{} = listed member {} '{}' ({}) of {} ({})",
+            who,
+            pl.col(f"{prefix}_list_id"),
+            pl.col(f"{prefix}_entry_name"),
+            pl.col(f"{prefix}_role").fill_null("role unknown"),
+            pl.col(f"{prefix}_network_id"),
+            pl.col(f"{prefix}_basis"),
+        )
+
+    return [
+        pl.when(subj).then(pl.col("subj_net_network_id")).otherwise(pl.col("cp_net_network_id")).alias("network_id"),
+        pl.when(subj)
+        .then(path(pl.format("subject {}", pl.col("subject_id")), "subj_net"))
+        .when(cp)
+        .then(path(pl.format("counterparty {}", pl.col("counterparty_id")), "cp_net"))
+        .otherwise(None)
+        .alias("network_path"),
+        pl.when(subj)
+        .then(pl.col("subj_net_confidence"))
+        .otherwise(pl.col("cp_net_confidence"))
+        .alias("network_confidence"),
+        pl.when(subj | cp).then(pl.lit(0, pl.Int64)).otherwise(None).alias("network_hops"),
+    ]
+
+
 def attach_links(candidates: pl.DataFrame, profiles: pl.DataFrame, matches: pl.DataFrame) -> pl.DataFrame:
-    """Add names, official and network matches of subject and counterparty, and a family-tie hint."""
+    """Add LINK_COLUMNS: names, official and network matches of subject and counterparty, family-tie hint."""
     names = profiles.select("party_id", "name")
     official = matches.filter(pl.col("list_kind") == "official").drop("list_kind", "network_id")
     network = matches.filter(pl.col("list_kind") == "network").drop("list_kind", "dataset")
@@ -216,7 +288,7 @@ def attach_links(candidates: pl.DataFrame, profiles: pl.DataFrame, matches: pl.D
     def side(prefix: str, table: pl.DataFrame, on: str) -> pl.DataFrame:
         return table.rename({c: f"{prefix}_{c}" for c in table.columns if c != "party_id"}).rename({"party_id": on})
 
-    out = (
+    joined = (
         candidates.join(side("subject", names, "subject_id"), on="subject_id", how="left")
         .join(side("counterparty", names, "counterparty_id"), on="counterparty_id", how="left")
         .join(side("cp_off", official, "counterparty_id"), on="counterparty_id", how="left")
@@ -230,4 +302,5 @@ def attach_links(candidates: pl.DataFrame, profiles: pl.DataFrame, matches: pl.D
         .list.sort()
         .list.first()
     )
-    return out.with_columns(shared.alias("shared_family_name"))
+    linked = joined.with_columns(*_official_columns(), *_network_columns(), shared.alias("shared_family_name"))
+    return linked.select(*candidates.columns, *LINK_COLUMNS).cast(LINK_COLUMNS)  # type: ignore[arg-type]

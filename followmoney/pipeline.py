@@ -150,9 +150,9 @@ def apply_requirements(linked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     for rule in rules:
         cond = pl.col("rule_code") == rule.code
         if rule.requires.get("counterparty_official"):
-            cond = cond & pl.col("cp_off_list_id").is_not_null()
+            cond = cond & pl.col("counterparty_official")
         if rule.requires.get("subject_or_counterparty_network"):
-            cond = cond & (pl.col("subj_net_list_id").is_not_null() | pl.col("cp_net_list_id").is_not_null())
+            cond = cond & (pl.col("network_hops") == 0)
         keep = keep | cond
     return linked.filter(keep)
 

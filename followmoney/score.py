@@ -63,26 +63,6 @@ def _link_sentences() -> pl.Expr:
     def opt(cond: pl.Expr, text: pl.Expr) -> pl.Expr:
         return pl.when(cond).then(text).otherwise(None)
 
-    official_side = (
-        pl.when(pl.col("cp_off_list_id").is_not_null()).then(pl.lit("The receiver")).otherwise(pl.lit("The subject"))
-    )
-    off_id = pl.coalesce("cp_off_list_id", "subj_off_list_id")
-    off_name = pl.coalesce("cp_off_entry_name", "subj_off_entry_name")
-    off_basis = pl.coalesce("cp_off_basis", "subj_off_basis")
-    off_conf = pl.coalesce("cp_off_confidence", "subj_off_confidence")
-    off_role = pl.coalesce("cp_off_role", "subj_off_role", "cp_off_dataset", "subj_off_dataset")
-    official = opt(
-        off_id.is_not_null(),
-        pl.format(
-            "{} matches listed official {} '{}'{} ({}, confidence {}).",
-            official_side,
-            off_id,
-            off_name,
-            pl.when(off_role.is_not_null()).then(pl.format(", {}", off_role)).otherwise(pl.lit("")),
-            off_basis,
-            off_conf.round(2),
-        ),
-    )
     network = opt(pl.col("network_id").is_not_null(), pl.format("Network link: {}.", pl.col("network_path")))
     family = opt(
         pl.col("_family_support"),
@@ -92,36 +72,7 @@ def _link_sentences() -> pl.Expr:
             pl.col("shared_family_name"),
         ),
     )
-    return pl.concat_list(official, network, family).list.drop_nulls().list.join(" ")
-
-
-def _network_columns() -> list[pl.Expr]:
-    """network_id, path text, confidence and hops from direct membership of subject or counterparty."""
-    subj = pl.col("subj_net_list_id").is_not_null()
-    cp = pl.col("cp_net_list_id").is_not_null()
-
-    def path(who: pl.Expr, prefix: str) -> pl.Expr:
-        return pl.format(
-            "{} = listed member {} '{}' ({}) of {} ({})",
-            who,
-            pl.col(f"{prefix}_list_id"),
-            pl.col(f"{prefix}_entry_name"),
-            pl.col(f"{prefix}_role").fill_null("role unknown"),
-            pl.col(f"{prefix}_network_id"),
-            pl.col(f"{prefix}_basis"),
-        )
-
-    return [
-        pl.when(subj).then(pl.col("subj_net_network_id")).otherwise(pl.col("cp_net_network_id")).alias("network_id"),
-        pl.when(subj)
-        .then(path(pl.format("subject {}", pl.col("subject_id")), "subj_net"))
-        .when(cp)
-        .then(path(pl.format("counterparty {}", pl.col("counterparty_id")), "cp_net"))
-        .otherwise(None)
-        .alias("network_path"),
-        pl.when(subj).then(pl.col("subj_net_confidence")).otherwise(pl.col("cp_net_confidence")).alias("_net_conf"),
-        pl.when(subj | cp).then(pl.lit(0)).otherwise(None).alias("_hops"),
-    ]
+    return pl.concat_list(pl.col("official_text"), network, family).list.drop_nulls().list.join(" ")
 
 
 def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
@@ -140,7 +91,7 @@ def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
                 pl.concat_str(pl.lit(f"[{code}] "), pl.lit(text)).alias("_rule_text"),
             )
         )
-    frame = pl.concat(parts, how="diagonal_relaxed").with_columns(_network_columns())
+    frame = pl.concat(parts, how="diagonal_relaxed")
     cross = pl.col("cross_border") if "cross_border" in frame.columns else pl.lit(False)
     frame = frame.with_columns(
         (
@@ -149,17 +100,15 @@ def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
             & cross.fill_null(False)
         ).alias("_family_support")
     )
-    off_conf = pl.coalesce("cp_off_confidence", "subj_off_confidence")
     frame = frame.with_columns(
         score_expr(
             pl.col("_severity"),
             pl.col("strength"),
-            off_conf,
-            pl.col("_net_conf"),
-            pl.col("_hops"),
+            pl.col("official_confidence"),
+            pl.col("network_confidence"),
+            pl.col("network_hops"),
             pl.when(pl.col("_family_support")).then(FAMILY_SUPPORT_DAMPING).otherwise(1.0),
         ).alias("score"),
-        pl.coalesce("cp_off_list_id", "subj_off_list_id").alias("official_id"),
     )
     frame = frame.with_columns(
         pl.concat_str(pl.col("_rule_text"), pl.lit(". "), _link_sentences()).str.strip_chars().alias("reasons"),
