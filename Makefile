@@ -31,6 +31,7 @@ unit: venv
 test: lint typecheck unit
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/run.py --rows 1M,10M
 
 # Regenerate the committed sample world (deterministic).

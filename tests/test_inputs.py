@@ -236,3 +236,14 @@ def test_amounts_as_text_stop_with_row(tmp_path: Path, run_cli) -> None:
     text = tmp_path / "t.parquet"
     df.write_parquet(text)
     assert_one_line_error(scan(run_cli, text, tmp_path / "o"), "amount", "text")
+
+
+def test_key_collision_is_never_silent() -> None:
+    from followmoney.errors import InputError
+    from followmoney.normalise import check_key_collisions
+
+    keys = {"sender_key": pl.Series([1, 1, 2], dtype=pl.UInt64), "receiver_key": pl.Series([5, 6, 7], dtype=pl.UInt64)}
+    clash = pl.DataFrame({S.SENDER_ID: ["a", "b", "c"], S.RECEIVER_ID: ["x", "y", "z"], **keys})
+    with pytest.raises(InputError, match="hash key"):
+        check_key_collisions(clash)
+    check_key_collisions(clash.with_columns(pl.Series("sender_key", [1, 3, 2], dtype=pl.UInt64)))
