@@ -1,50 +1,52 @@
-"""Who is who: match candidate parties to the officials and network lists, and attach it to candidates.
+"""Who is who: resolve candidate parties, match them to the lists, follow the transfer graph to networks.
 
-Matching in this stage is exact on normalised keys: phones in E.164, names romanised (anyascii),
-case-folded, stripped of punctuation and honorifics, tokens sorted. A name match also needs a shared
-country (when the list gives one) and no conflicting phones, so that a namesake abroad with another
-phone is not taken for the official. Keys are computed once per distinct name/phone, not per row.
+The stage, in order (`link_parties`):
+
+1. **Resolve** the profiled parties (candidates and their graph neighbourhood): ids sharing a phone
+   whose names are close, in one country, become one resolved party (`parties.resolve_parties`).
+   Detectors keep working on raw ids; alerts carry the resolved knowledge: matching uses the pooled
+   names and phones of every id of the party, graph paths run between resolved parties, and the
+   alert's texts say which other ids were taken for the same person and why.
+2. **Match** resolved parties to the officials and network lists (`matching.match_parties`): fuzzy
+   names, E.164 phones, countries; a confidence and a plain reason per match, "possible" below the
+   threshold down to the review floor.
+3. **Follow the graph** (`graph.network_links`): the shortest path (<= max_hops transfers) from each
+   resolved party to a matched network member.
+
+`attach_links` then adds `LINK_COLUMNS` to the candidates; score.py and the rule requirements read
+only those.
 """
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
+from dataclasses import dataclass, field
 
-import phonenumbers
 import polars as pl
-from anyascii import anyascii
 
-HONORIFICS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "miss",
-        "dr",
-        "prof",
-        "khun",
-        "nai",
-        "nang",
-        "nangsao",
-        "daw",
-        "u",
-        "haji",
-        "hajji",
-        "hon",
-        "sir",
-        "madam",
-        "pol",
-        "col",
-        "lt",
-        "gen",
-        "maj",
-        "capt",
-        "sgt",
-        "cpl",
-        "police",
-    ]
+from followmoney.graph import GraphSettings, Neighbourhood, network_links
+from followmoney.matching import (
+    HONORIFICS,
+    MATCH_SCHEMA,
+    MatchSettings,
+    name_key,
+    phone_key,
 )
+from followmoney.matching import match_parties as _fuzzy_match
+from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
+
+__all__ = [
+    "HONORIFICS",
+    "LINK_COLUMNS",
+    "MATCH_SCHEMA",
+    "LinkResult",
+    "LinkSettings",
+    "attach_links",
+    "link_parties",
+    "match_parties",
+    "name_key",
+    "phone_key",
+]
+
 # Particles that do not show a family tie when shared (Vietnamese middle names, Arabic/Malay links).
 NON_FAMILY_TOKENS = frozenset(
     [
@@ -66,138 +68,63 @@ NON_FAMILY_TOKENS = frozenset(
         "mohammed",
     ]
 )
-_TOKEN = re.compile(r"[a-z0-9]+")
 
 
-@lru_cache(maxsize=1_000_000)
-def name_key(name: str) -> str:
-    """A name reduced to sorted Latin tokens: case, diacritics, script, order and honorifics ignored."""
-    tokens = _TOKEN.findall(anyascii(name).lower())
-    return " ".join(sorted(t for t in tokens if t not in HONORIFICS))
+@dataclass(frozen=True)
+class LinkSettings:
+    """Everything the link stage can be tuned with (defaults documented in the README's Linking section)."""
+
+    match: MatchSettings = field(default_factory=MatchSettings)
+    graph: GraphSettings = field(default_factory=GraphSettings)
+    resolve_min_name: float = 0.85  # name score two ids sharing a phone need to be one party
 
 
-@lru_cache(maxsize=1_000_000)
-def phone_key(phone: str, country: str | None) -> str | None:
-    """A phone in E.164 (using the party's country for local formats), or its digits as a fallback."""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 6:
-        return None
-    attempts = [(phone, None)] if phone.strip().startswith("+") else [(phone, country), ("+" + digits, None)]
-    for text, region in attempts:
-        try:
-            parsed = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_possible_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return "+" + digits
+@dataclass
+class LinkResult:
+    """What the link stage found about the profiled parties (raw ids)."""
+
+    resolved: pl.DataFrame  # parties.RESOLVED_SCHEMA
+    matches: pl.DataFrame  # matching.MATCH_SCHEMA, one row per (raw party id, list kind), matches and possibles
+    network: pl.DataFrame  # graph.NETWORK_LINK_SCHEMA, one row per raw party id within reach of a network
 
 
-def _name_keys(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
-    """Explode `names` into (ids..., raw_name, name_key), computing each distinct key once."""
-    exploded = frame.select(*id_cols, pl.col("names").alias("raw_name")).explode("raw_name").drop_nulls("raw_name")
-    keys = exploded.select(pl.col("raw_name").unique()).with_columns(
-        pl.col("raw_name").map_elements(name_key, return_dtype=pl.String).alias("name_key")
+def match_parties(profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None) -> pl.DataFrame:
+    """Best list entry per (party, list kind) at or above the match threshold (stable MATCH_SCHEMA columns)."""
+    return _fuzzy_match(profiles, entries, settings)
+
+
+def link_parties(
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    graph: Neighbourhood | None = None,
+    settings: LinkSettings | None = None,
+) -> LinkResult:
+    """Resolve the profiled parties, match them to the lists, and find their paths to network members."""
+    settings = settings or LinkSettings()
+    resolved = resolve_parties(
+        profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
     )
-    return exploded.join(keys, on="raw_name", how="left").filter(pl.col("name_key") != "")
-
-
-def _phone_keys(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
-    """Explode `phones` into (ids..., phone_key) using each row's first country for local formats."""
-    exploded = (
-        frame.select(*id_cols, pl.col("phones").alias("raw_phone"), pl.col("countries").list.first().alias("cc"))
-        .explode("raw_phone")
-        .drop_nulls("raw_phone")
-    )
-    distinct = exploded.select("raw_phone", "cc").unique()
-    keyed = distinct.with_columns(
-        pl.struct("raw_phone", "cc")
-        .map_elements(lambda r: phone_key(r["raw_phone"], r["cc"]), return_dtype=pl.String)
-        .alias("phone_key")
-    )
-    return exploded.join(keyed, on=["raw_phone", "cc"], how="left", nulls_equal=True).drop_nulls("phone_key")
-
-
-MATCH_SCHEMA: dict[str, pl.DataType] = {
-    "party_id": pl.String(),
-    "list_kind": pl.String(),
-    "list_id": pl.String(),
-    "network_id": pl.String(),
-    "entry_name": pl.String(),
-    "role": pl.String(),
-    "dataset": pl.String(),
-    "confidence": pl.Float64(),
-    "basis": pl.String(),
-}
-
-
-def match_parties(profiles: pl.DataFrame, entries: pl.DataFrame) -> pl.DataFrame:
-    """Best list entry per (party, list kind): phone and/or normalised-name matches with a basis text."""
-    if profiles.height == 0 or entries.height == 0:
-        return pl.DataFrame(schema=MATCH_SCHEMA)
-    p_names = _name_keys(profiles, ["party_id"]).join(profiles.select("party_id", "countries"), on="party_id")
-    e_names = _name_keys(entries, ["list_kind", "list_id"]).join(
-        entries.select("list_kind", "list_id", pl.col("countries").alias("e_countries")), on=["list_kind", "list_id"]
-    )
-    p_phones = _phone_keys(profiles, ["party_id"]).select("party_id", "phone_key").unique()
-    e_phones = _phone_keys(entries, ["list_kind", "list_id"]).select("list_kind", "list_id", "phone_key").unique()
-
-    by_phone = p_phones.join(e_phones, on="phone_key").select("party_id", "list_kind", "list_id").unique()
-    by_name = (
-        p_names.join(e_names, on="name_key", suffix="_e")
-        .filter(
-            (pl.col("e_countries").list.len() == 0)
-            | (pl.col("countries").list.set_intersection(pl.col("e_countries")).list.len() > 0)
-        )
-        .group_by("party_id", "list_kind", "list_id")
-        .agg((pl.col("raw_name") == pl.col("raw_name_e")).any().alias("verbatim"))
-    )
-    has_p_phone = p_phones.select("party_id").unique().with_columns(pl.lit(True).alias("p_has_phone"))
-    has_e_phone = e_phones.select("list_kind", "list_id").unique().with_columns(pl.lit(True).alias("e_has_phone"))
-    keys = ["party_id", "list_kind", "list_id"]
-    both = (
-        by_name.join(by_phone.with_columns(pl.lit(True).alias("phone")), on=keys, how="full", coalesce=True)
-        .join(has_p_phone, on="party_id", how="left")
-        .join(has_e_phone, on=["list_kind", "list_id"], how="left")
-        .with_columns(
-            pl.col("phone").fill_null(False),
-            pl.col("verbatim").is_not_null().alias("name"),
-            (pl.col("p_has_phone").fill_null(False) & pl.col("e_has_phone").fill_null(False)).alias("both_phones"),
-        )
-        # A name-only match is void when both sides have phones and none agree (a namesake).
-        .filter(pl.col("phone") | ~pl.col("both_phones"))
-    )
-    name_text = (
-        pl.when(pl.col("verbatim"))
-        .then(pl.lit("same name"))
-        .otherwise(pl.lit("same name after normalising case, diacritics and word order"))
-    )
-    scored = both.with_columns(
-        pl.when(pl.col("phone") & pl.col("name"))
-        .then(0.99)
-        .when(pl.col("phone"))
-        .then(0.9)
-        .otherwise(0.85)
-        .alias("confidence"),
-        pl.when(pl.col("phone") & pl.col("name"))
-        .then(pl.concat_str(pl.lit("same phone, "), name_text))
-        .when(pl.col("phone"))
-        .then(pl.lit("same phone"))
-        .otherwise(name_text)
-        .alias("basis"),
-    )
-    return (
-        scored.join(
-            entries.select("list_kind", "list_id", "network_id", pl.col("name").alias("entry_name"), "role", "dataset"),
-            on=["list_kind", "list_id"],
-            how="left",
-        )
-        .sort(["party_id", "list_kind", "confidence", "list_id"], descending=[False, False, True, False])
-        .group_by(["party_id", "list_kind"], maintain_order=True)
-        .first()
+    pooled = resolved_profiles(profiles, resolved)
+    by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True)
+    # Every raw id of a resolved party carries the party's matches.
+    matches = (
+        resolved.select("party_id", "resolved_id")
+        .join(by_party.rename({"party_id": "resolved_id"}), on="resolved_id")
         .select(list(MATCH_SCHEMA))
-        .cast(MATCH_SCHEMA)  # type: ignore[arg-type]
+        .sort("party_id", "list_kind")
     )
+    members = (
+        by_party.filter((pl.col("list_kind") == "network") & (pl.col("status") == "match"))
+        .sort(["confidence", "network_id", "list_id"], descending=[True, False, False])
+        .select("party_id", "network_id", "list_id")
+    )
+    if graph is None:
+        edges = pl.DataFrame(schema={"sender_id": pl.String, "receiver_id": pl.String})
+        hubs = None
+    else:
+        edges, hubs = graph.edges, graph.hubs
+    network = network_links(edges, resolved, members, hubs, settings.graph)
+    return LinkResult(resolved=resolved, matches=matches, network=network)
 
 
 def _family_tokens(name: pl.Expr) -> pl.Expr:
@@ -225,65 +152,141 @@ LINK_COLUMNS: dict[str, pl.DataType] = {
 
 def _official_columns() -> list[pl.Expr]:
     cp = pl.col("cp_off_list_id").is_not_null()
+    subj = pl.col("subj_off_list_id").is_not_null()
 
     def pick(field: str) -> pl.Expr:
         return pl.when(cp).then(pl.col(f"cp_off_{field}")).otherwise(pl.col(f"subj_off_{field}"))
 
-    role = pl.coalesce(pick("role"), pick("dataset"))
-    text = pl.format(
-        "{} matches listed official {} '{}'{} ({}, confidence {}).",
-        pl.when(cp).then(pl.lit("The receiver")).otherwise(pl.lit("The subject")),
-        pick("list_id"),
-        pick("entry_name"),
-        pl.when(role.is_not_null()).then(pl.format(", {}", role)).otherwise(pl.lit("")),
-        pick("basis"),
-        pick("confidence").round(2),
+    def sentence(prefix: str, who: str, verb: str) -> pl.Expr:
+        role = pl.coalesce(pl.col(f"{prefix}_role"), pl.col(f"{prefix}_dataset"))
+        return pl.format(
+            "{}{} {} listed official {} '{}'{} ({}; confidence {}){}",
+            pl.lit(who),
+            pl.col(f"{prefix}_alias_text").fill_null(""),
+            pl.lit(verb),
+            pl.col(f"{prefix}_list_id"),
+            pl.col(f"{prefix}_entry_name"),
+            pl.when(role.is_not_null()).then(pl.format(", {}", role)).otherwise(pl.lit("")),
+            pl.col(f"{prefix}_basis"),
+            pl.col(f"{prefix}_confidence").round(2),
+            pl.when(verb == "possibly matches")
+            .then(pl.lit(", below the match threshold: for review"))
+            .otherwise(pl.lit("")),
+        )
+
+    matched = (
+        pl.when(cp)
+        .then(sentence("cp_off", "The receiver", "matches"))
+        .when(subj)
+        .then(sentence("subj_off", "The subject", "matches"))
+    )
+    possible = pl.concat_list(
+        pl.when(~cp & pl.col("cp_pos_list_id").is_not_null()).then(
+            sentence("cp_pos", "The receiver", "possibly matches")
+        ),
+        pl.when(~subj & pl.col("subj_pos_list_id").is_not_null()).then(
+            sentence("subj_pos", "The subject", "possibly matches")
+        ),
+    ).list.drop_nulls()
+    text = (
+        pl.concat_list(matched, possible.list.join(". "))
+        .list.drop_nulls()
+        .list.eval(pl.element().filter(pl.element() != ""))
     )
     return [
         cp.alias("counterparty_official"),
         pick("list_id").alias("official_id"),
-        pl.when(pick("list_id").is_not_null()).then(text).otherwise(None).alias("official_text"),
+        pl.when(text.list.len() > 0)
+        .then(pl.format("{}.", text.list.join(". ")))
+        .otherwise(None)
+        .alias("official_text"),
         pick("confidence").alias("official_confidence"),
     ]
 
 
-def _network_columns() -> list[pl.Expr]:
-    """network_id, path text, confidence and hops from direct membership of subject or counterparty."""
-    subj = pl.col("subj_net_list_id").is_not_null()
-    cp = pl.col("cp_net_list_id").is_not_null()
-
-    def path(who: pl.Expr, prefix: str) -> pl.Expr:
-        return pl.format(
-            "{} = listed member {} '{}' ({}) of {} ({})",
-            who,
-            pl.col(f"{prefix}_list_id"),
-            pl.col(f"{prefix}_entry_name"),
-            pl.col(f"{prefix}_role").fill_null("role unknown"),
-            pl.col(f"{prefix}_network_id"),
-            pl.col(f"{prefix}_basis"),
-        )
-
-    return [
-        pl.when(subj).then(pl.col("subj_net_network_id")).otherwise(pl.col("cp_net_network_id")).alias("network_id"),
-        pl.when(subj)
-        .then(path(pl.format("subject {}", pl.col("subject_id")), "subj_net"))
-        .when(cp)
-        .then(path(pl.format("counterparty {}", pl.col("counterparty_id")), "cp_net"))
-        .otherwise(None)
-        .alias("network_path"),
-        pl.when(subj)
-        .then(pl.col("subj_net_confidence"))
-        .otherwise(pl.col("cp_net_confidence"))
-        .alias("network_confidence"),
-        pl.when(subj | cp).then(pl.lit(0, pl.Int64)).otherwise(None).alias("network_hops"),
-    ]
+def _network_path(row: dict[str, object]) -> str | None:
+    """`subject C1 -> C2 <- C3 = listed member E-12 'name' (role) of N-7 (name 0.94 (spelling), same phone)`."""
+    side = row["_net_side"]
+    if side is None:
+        return None
+    p = "subj" if side == "subject" else "cp"
+    raw = row["subject_id"] if side == "subject" else row["counterparty_id"]
+    path = list(row[f"{p}_net_path"] or [])  # type: ignore[call-overload]
+    steps = list(row[f"{p}_net_steps"] or [])  # type: ignore[call-overload]
+    start = f"{side} {raw}{row[f'{p}_alias_text'] or ''}"
+    text = start
+    for arrow, node in zip(steps, path[1:], strict=False):
+        text += f" {arrow} {node}"
+    role = row[f"{p}_net_role"] or "role unknown"
+    return (
+        f"{text} = listed member {row[f'{p}_net_list_id']} '{row[f'{p}_net_entry_name']}' ({role}) "
+        f"of {row[f'{p}_net_network_id']} ({row[f'{p}_net_basis']})"
+    )
 
 
-def attach_links(candidates: pl.DataFrame, profiles: pl.DataFrame, matches: pl.DataFrame) -> pl.DataFrame:
-    """Add LINK_COLUMNS: names, official and network matches of subject and counterparty, family-tie hint."""
+def _alias_text(resolved: pl.DataFrame) -> pl.DataFrame:
+    """party_id -> " (also ids C2, C3: same phone, name 0.95)" for ids resolved with others."""
+    return resolved.filter(pl.col("party_ids").list.len() > 1).select(
+        "party_id",
+        pl.format(
+            " (one person with ids {}: {})",
+            pl.col("party_ids").list.set_difference(pl.concat_list("party_id")).list.sort().list.join(", "),
+            pl.col("resolution"),
+        ).alias("alias_text"),
+    )
+
+
+def _direct_network(matches: pl.DataFrame) -> pl.DataFrame:
+    """Hop-0 network links from matches alone (no transfer graph given)."""
+    return matches.filter((pl.col("list_kind") == "network") & (pl.col("status") == "match")).select(
+        "party_id",
+        "network_id",
+        pl.col("party_id").alias("member_party_id"),
+        "list_id",
+        pl.lit(0, pl.Int64).alias("hops"),
+        pl.concat_list(pl.col("party_id")).alias("path"),
+        pl.lit([], pl.List(pl.String)).alias("steps"),
+    )
+
+
+def attach_links(
+    candidates: pl.DataFrame,
+    profiles: pl.DataFrame,
+    matches: pl.DataFrame,
+    network: pl.DataFrame | None = None,
+    resolved: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Add LINK_COLUMNS: names, official and network links of subject and counterparty, family-tie hint.
+
+    `matches` is one row per (party, list kind) (a `status` column, when present, separates matches
+    from "possible" ones, which are only mentioned); `network` gives graph paths (graph.NETWORK_LINK_SCHEMA;
+    without it only direct membership counts); `resolved` maps ids to resolved parties.
+    """
+    if "status" not in matches.columns:
+        matches = matches.with_columns(pl.lit("match").alias("status"))
+    resolved = resolved if resolved is not None else pl.DataFrame(schema=RESOLVED_SCHEMA)
+    network = network if network is not None else _direct_network(matches)
     names = profiles.select("party_id", "name")
-    official = matches.filter(pl.col("list_kind") == "official").drop("list_kind", "network_id")
-    network = matches.filter(pl.col("list_kind") == "network").drop("list_kind", "dataset")
+    aliases = _alias_text(resolved)
+    is_match = pl.col("status") == "match"
+    official = (
+        matches.filter((pl.col("list_kind") == "official") & is_match)
+        .select("party_id", "list_id", "entry_name", "role", "dataset", "confidence", "basis")
+        .join(aliases, on="party_id", how="left")
+    )
+    possible = (
+        matches.filter((pl.col("list_kind") == "official") & ~is_match)
+        .select("party_id", "list_id", "entry_name", "role", "dataset", "confidence", "basis")
+        .join(aliases, on="party_id", how="left")
+    )
+    members = matches.filter((pl.col("list_kind") == "network") & is_match).select(
+        pl.col("party_id").alias("member_party_id"), "list_id", "entry_name", "role", "confidence", "basis"
+    )
+    # Members are matched per resolved party; every raw id of it carries the match, so take one row.
+    members = members.unique(["member_party_id", "list_id"])
+    net = network.select("party_id", "network_id", "member_party_id", "list_id", "hops", "path", "steps").join(
+        members, on=["member_party_id", "list_id"], how="left"
+    )
 
     def side(prefix: str, table: pl.DataFrame, on: str) -> pl.DataFrame:
         return table.rename({c: f"{prefix}_{c}" for c in table.columns if c != "party_id"}).rename({"party_id": on})
@@ -293,14 +296,48 @@ def attach_links(candidates: pl.DataFrame, profiles: pl.DataFrame, matches: pl.D
         .join(side("counterparty", names, "counterparty_id"), on="counterparty_id", how="left")
         .join(side("cp_off", official, "counterparty_id"), on="counterparty_id", how="left")
         .join(side("subj_off", official, "subject_id"), on="subject_id", how="left")
-        .join(side("subj_net", network, "subject_id"), on="subject_id", how="left")
-        .join(side("cp_net", network, "counterparty_id"), on="counterparty_id", how="left")
+        .join(side("cp_pos", possible, "counterparty_id"), on="counterparty_id", how="left")
+        .join(side("subj_pos", possible, "subject_id"), on="subject_id", how="left")
+        .join(side("subj_net", net, "subject_id"), on="subject_id", how="left")
+        .join(side("cp_net", net, "counterparty_id"), on="counterparty_id", how="left")
+        .join(side("subj", aliases, "subject_id"), on="subject_id", how="left")
+        .join(side("cp", aliases, "counterparty_id"), on="counterparty_id", how="left")
+    )
+    subj_h, cp_h = pl.col("subj_net_hops"), pl.col("cp_net_hops")
+    use_cp = cp_h.is_not_null() & (subj_h.is_null() | (cp_h < subj_h))
+    net_side = (
+        pl.when(use_cp).then(pl.lit("counterparty")).when(subj_h.is_not_null()).then(pl.lit("subject")).otherwise(None)
+    )
+    joined = joined.with_columns(net_side.alias("_net_side"))
+    path_cols = ["_net_side", "subject_id", "counterparty_id", "subj_alias_text", "cp_alias_text"] + [
+        f"{p}_net_{c}"
+        for p in ("subj", "cp")
+        for c in ("path", "steps", "role", "list_id", "entry_name", "network_id", "basis")
+    ]
+    paths = pl.Series(
+        "network_path", [_network_path(r) for r in joined.select(path_cols).iter_rows(named=True)], dtype=pl.String
+    )
+
+    def pick(field: str) -> pl.Expr:
+        return pl.when(use_cp).then(pl.col(f"cp_net_{field}")).otherwise(pl.col(f"subj_net_{field}"))
+
+    # The receiver's family name is read from its counter name and, when it is a listed official, from
+    # the list's name (counter names of officials are often nicknames or typos).
+    receiver_names = pl.concat_str(
+        pl.col("counterparty_name").fill_null(""), pl.col("cp_off_entry_name").fill_null(""), separator=" "
     )
     shared = (
         _family_tokens(pl.col("subject_name").fill_null(""))
-        .list.set_intersection(_family_tokens(pl.col("counterparty_name").fill_null("")))
+        .list.set_intersection(_family_tokens(receiver_names))
         .list.sort()
         .list.first()
     )
-    linked = joined.with_columns(*_official_columns(), *_network_columns(), shared.alias("shared_family_name"))
+    linked = joined.with_columns(
+        *_official_columns(),
+        pick("network_id").alias("network_id"),
+        paths,
+        pick("confidence").alias("network_confidence"),
+        pick("hops").alias("network_hops"),
+        shared.alias("shared_family_name"),
+    )
     return linked.select(*candidates.columns, *LINK_COLUMNS).cast(LINK_COLUMNS)  # type: ignore[arg-type]

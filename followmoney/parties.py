@@ -70,3 +70,103 @@ def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.S
     return (
         lists.join(top, on="party_id", how="left").select(list(PROFILE_SCHEMA)).sort("party_id").cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
     )
+
+
+# --- Party resolution -----------------------------------------------------------------------------
+
+RESOLVED_SCHEMA: dict[str, pl.DataType] = {
+    "party_id": pl.String(),
+    "resolved_id": pl.String(),  # the smallest party id of the resolved party (stable across runs)
+    "party_ids": pl.List(pl.String()),  # every raw id of the resolved party, sorted
+    "resolution": pl.String(),  # why ids were merged, e.g. "same phone, name 0.93" (null for a single id)
+}
+
+
+def resolve_parties(profiles: pl.DataFrame, *, min_name: float = 0.85, max_phone_share: int = 5) -> pl.DataFrame:
+    """Cluster party ids into resolved parties: ids sharing a phone whose names are close, in a shared country.
+
+    A shared phone alone does not merge (families and agents share phones), nor does a close name
+    alone (namesakes are common); both together, in one country, do. A phone used by more than
+    `max_phone_share` ids (an agent's) links nobody. Every profiled id appears once in the result.
+    """
+    from followmoney.graph import union_find
+    from followmoney.matching import name_similarity, prepare_names, prepare_phones
+
+    if profiles.height == 0:
+        return pl.DataFrame(schema=RESOLVED_SCHEMA)
+    ids = profiles.select("party_id").unique().sort("party_id").with_row_index("code")
+    phones = prepare_phones(profiles, ["party_id"])
+    shared = phones.group_by("phone_key").agg(pl.col("party_id").unique().sort().alias("ids"))
+    shared = shared.filter((pl.col("ids").list.len() >= 2) & (pl.col("ids").list.len() <= max_phone_share))
+    pairs = (
+        shared.select(pl.col("ids").alias("a"), pl.col("ids").alias("b"))
+        .explode("a")
+        .explode("b")
+        .filter(pl.col("a") < pl.col("b"))
+        .unique()
+    )
+    edges = pl.DataFrame(schema={"a": pl.String, "b": pl.String, "score": pl.Float64})
+    if pairs.height:
+        countries = profiles.select("party_id", "countries")
+        pairs = (
+            pairs.join(countries.rename({"party_id": "a", "countries": "ca"}), on="a")
+            .join(countries.rename({"party_id": "b", "countries": "cb"}), on="b")
+            .filter(pl.col("ca").list.set_intersection(pl.col("cb")).list.len() > 0)
+            .select("a", "b")
+        )
+        names = prepare_names(profiles, ["party_id"]).select("party_id", "name_key")
+        keyed = pairs.join(names.rename({"party_id": "a", "name_key": "key_a"}), on="a").join(
+            names.rename({"party_id": "b", "name_key": "key_b"}), on="b"
+        )
+        distinct = keyed.select("key_a", "key_b").unique()
+        distinct = distinct.with_columns(name_similarity(distinct).alias("score"))
+        edges = (
+            keyed.join(distinct, on=["key_a", "key_b"])
+            .group_by("a", "b")
+            .agg(pl.col("score").max())
+            .filter(pl.col("score") >= min_name)
+        )
+    coded = edges.join(ids.rename({"party_id": "a", "code": "ia"}), on="a").join(
+        ids.rename({"party_id": "b", "code": "ib"}), on="b"
+    )
+    labels = union_find(ids.height, coded["ia"].cast(pl.Int64).to_numpy(), coded["ib"].cast(pl.Int64).to_numpy())
+    # Codes follow sorted party ids, so the smallest code of a component is its smallest id.
+    out = ids.with_columns(pl.Series("root", labels)).with_columns(
+        pl.col("party_id").gather(pl.col("root")).alias("resolved_id")
+    )
+    members = out.group_by("resolved_id").agg(pl.col("party_id").sort().alias("party_ids"))
+    why = (
+        edges.join(out.select(pl.col("party_id").alias("a"), "resolved_id"), on="a")
+        .group_by("resolved_id")
+        .agg(pl.col("score").min())
+        .select("resolved_id", pl.format("same phone, name {}", pl.col("score").round(2)).alias("resolution"))
+    )
+    return (
+        out.join(members, on="resolved_id")
+        .join(why, on="resolved_id", how="left")
+        .select(list(RESOLVED_SCHEMA))
+        .cast(RESOLVED_SCHEMA)  # type: ignore[arg-type]
+        .sort("party_id")
+    )
+
+
+def resolved_profiles(profiles: pl.DataFrame, resolved: pl.DataFrame) -> pl.DataFrame:
+    """One profile per resolved party (party_id = resolved_id): names, countries and phones of all its ids."""
+    if profiles.height == 0:
+        return pl.DataFrame(schema=PROFILE_SCHEMA)
+    joined = profiles.join(resolved.select("party_id", "resolved_id"), on="party_id", how="left").with_columns(
+        pl.coalesce("resolved_id", "party_id").alias("resolved_id")
+    )
+    own_name = joined.filter(pl.col("party_id") == pl.col("resolved_id")).select("resolved_id", "name")
+
+    def pooled(col: str) -> pl.Expr:
+        return pl.col(col).list.explode(keep_nulls=False, empty_as_null=False).drop_nulls().unique().sort()
+
+    pooled_frame = joined.group_by("resolved_id").agg(pooled("names"), pooled("countries"), pooled("phones"))
+    return (
+        pooled_frame.join(own_name, on="resolved_id", how="left")
+        .rename({"resolved_id": "party_id"})
+        .select(list(PROFILE_SCHEMA))
+        .cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+        .sort("party_id")
+    )

@@ -17,10 +17,12 @@ import polars as pl
 
 from followmoney import __version__
 from followmoney import schema as S
+from followmoney.cases import build_cases
 from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.errors import InputError
-from followmoney.link import attach_links, match_parties
+from followmoney.graph import Neighbourhood, neighbourhood
+from followmoney.link import LinkSettings, attach_links, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.normalise import (
     FxTable,
@@ -158,11 +160,21 @@ def apply_requirements(linked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
 
 
 def link_candidates(
-    candidates: pl.DataFrame, profiles: pl.DataFrame, entries: pl.DataFrame, rules: list[Rule]
+    candidates: pl.DataFrame,
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    rules: list[Rule],
+    graph: Neighbourhood | None = None,
+    settings: LinkSettings | None = None,
 ) -> pl.DataFrame:
-    """Match candidate parties to the lists, attach it, and drop candidates failing requirements."""
-    matches = match_parties(profiles, entries)
-    return apply_requirements(attach_links(candidates, profiles, matches), rules)
+    """Resolve and match the profiled parties, follow the graph to networks, attach it, apply requirements.
+
+    `graph` is the transfer neighbourhood of the candidate parties (graph.neighbourhood); without it
+    only direct list membership links a party to a network. Requirements see confirmed matches only.
+    """
+    result = link_parties(profiles, entries, graph, settings)
+    linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
+    return apply_requirements(linked, rules)
 
 
 def load_list_entries(config: ScanConfig) -> pl.DataFrame:
@@ -195,9 +207,19 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     with timer("detect"), progress.stage("running rules", total=len(rules)) as advance:
         candidates = detect(clean, rules, advance)
     with timer("link"), progress.stage("linking parties to lists"):
-        party_ids = pl.concat([candidates["subject_id"], candidates["counterparty_id"].drop_nulls()])
-        profiles = party_profiles(files, config.read, party_ids)
-        linked = link_candidates(candidates, profiles, entries, rules)
+        party_ids = pl.concat([candidates["subject_id"], candidates["counterparty_id"].drop_nulls()]).unique().sort()
+        link_settings = LinkSettings()
+        # The transfer graph around candidate parties (issue 4): only needed when a networks list is given.
+        graph = (
+            neighbourhood(clean, party_ids, link_settings.graph)
+            if entries.filter(pl.col("list_kind") == "network").height
+            else None
+        )
+        profiled = party_ids
+        if graph is not None:
+            profiled = pl.concat([party_ids, graph.edges["sender_id"], graph.edges["receiver_id"]])
+        profiles = party_profiles(files, config.read, profiled.unique().sort())
+        linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings)
     with timer("score"):
         scored = score_alerts(linked, {r.code: r for r in rules})
         alerts = scored.filter(pl.col("score") >= config.min_score)
@@ -205,7 +227,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         quarantine = quarantine_rows(files, config, bad) if bad.height else None
     data = _summary(config, files, clean, bad, rules, candidates, linked, scored, alerts, entries, timer)
     with timer("write"), progress.stage("writing outputs"):
-        outputs = write_outputs(config.out_dir, alerts, quarantine, data)
+        outputs = write_outputs(config.out_dir, alerts, quarantine, data, extra={"cases.parquet": build_cases(alerts)})
     return Summary(data, alerts, quarantine, outputs)
 
 

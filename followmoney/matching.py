@@ -1,0 +1,522 @@
+"""Fuzzy matching of parties to list entries: normalised names and phones, blocking, a confidence and a reason.
+
+How a party (names, countries, phones) is compared with a list entry:
+
+- **Names** are romanised with `anyascii` (every script we meet, Khmer and Lao included), case-folded,
+  stripped of punctuation and honorifics, and split into tokens. Candidate pairs come from *blocking
+  keys* built from each token's consonant skeleton (a rough phonetic key, so "Somchai"/"Somchay"/
+  Thai "smchay" share one): the whole name's sorted skeletons, every pair of skeletons (a missing
+  middle name still shares a pair), and single skeletons only when rare in the list. Keys shared by
+  more than `max_block` list names are dropped, so the number of pairs grows with the number of
+  parties, never with parties x entries.
+- Each candidate pair is scored by token alignment: every token of the shorter name takes its best
+  Jaro-Winkler similarity (`rapidfuzz`) among the other name's tokens (a shared skeleton counts at
+  least 0.9), averaged (both ways for names of equal length, the lower of the two), less 0.04 per
+  unmatched extra token; a one-token name against a longer one
+  is capped at 0.75 (a given name alone is not an identity).
+- **Phones** are compared in E.164 (`phonenumbers`, using the party's country for local formats).
+  A phone that several parties share (an agent's phone) is only weak evidence.
+- **Confidence**: a shared phone gives 0.90-0.99 (higher with a closer name). Otherwise the name
+  score is multiplied by 0.8 unless the names are equal after normalising (a fuzzy name alone is
+  what namesakes look like, so it is only "possible" at the default threshold), by 0.75 when the
+  countries differ (0.93 when either side has none) and by 0.75 when both sides have phones and
+  none agree. So a namesake abroad with another phone (a common name, different phone and country)
+  scores at most 0.56 and is never matched.
+- A pair at or above `threshold` is a match; between `review_floor` and `threshold` it is reported
+  as "possible" (shown for review, never used for scoring). Each keeps a plain reason, e.g.
+  `name 0.94 (token order), same phone, same country`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+
+import numpy as np
+import phonenumbers
+import polars as pl
+from anyascii import anyascii
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+HONORIFICS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "dr",
+        "prof",
+        "khun",
+        "nai",
+        "nang",
+        "nangsao",
+        "haji",
+        "hajji",
+        "hon",
+        "sir",
+        "madam",
+        "pol",
+        "col",
+        "lt",
+        "gen",
+        "maj",
+        "capt",
+        "sgt",
+        "cpl",
+        "police",
+        "u",
+        "daw",
+        "ko",
+        "ma",
+    ]
+)
+# Burmese titles that are also ordinary name parts ("Ko Ko Aung"): dropped only while two tokens remain.
+_TITLE_ONLY = frozenset(["u", "daw", "ko", "ma"])
+_ALWAYS_TITLE = HONORIFICS - _TITLE_ONLY
+# Particles that carry little identity (Vietnamese middle names, Arabic/Malay links): not used for blocking.
+PARTICLES = frozenset(
+    [
+        "van",
+        "thi",
+        "bin",
+        "binti",
+        "bte",
+        "bt",
+        "al",
+        "el",
+        "de",
+        "la",
+        "da",
+        "dos",
+        "del",
+        "mohd",
+        "muhammad",
+        "mohammed",
+        "md",
+    ]
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+_SKELETON_SUBS = (
+    ("ph", "p"),
+    ("th", "t"),
+    ("kh", "k"),
+    ("gh", "g"),
+    ("ch", "c"),
+    ("sh", "s"),
+    ("ck", "k"),
+    ("j", "c"),
+    ("v", "w"),
+    ("z", "s"),
+    ("q", "k"),
+    ("x", "s"),
+)
+# Factor on a name-only match whose names differ after normalising (spelling, dropped part): keeps it
+# below the default threshold, so a fuzzy name needs a phone (or the exact name) to be a match.
+FUZZY_NAME_ONLY = 0.8
+_DROP = re.compile(r"[aeiouyhw]")
+_REPEAT = re.compile(r"(.)\1+")
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Thresholds of the matcher (defaults measured on synthetic worlds; see the README's Linking section)."""
+
+    threshold: float = 0.85  # at or above: a match, used for linking and scoring
+    review_floor: float = 0.70  # at or above (and below threshold): reported as "possible"
+    max_block: int = 200  # a blocking key shared by more list names than this is too common to use
+    max_rare_token: int = 25  # a single-token key is used only when at most this many list names have it
+    max_phone_share: int = 5  # a phone used by more parties than this (an agent's) is weak evidence
+
+
+@lru_cache(maxsize=2_000_000)
+def name_tokens(name: str) -> tuple[str, ...]:
+    """A name as Latin tokens in written order: romanised, case-folded, punctuation and honorifics removed."""
+    tokens = _TOKEN.findall(anyascii(name).lower())
+    out = [t for t in tokens if t not in _ALWAYS_TITLE]
+    # Title-like words ("Ko", "Daw") are dropped, wherever word order put them, while two tokens remain.
+    for title in [t for t in out if t in _TITLE_ONLY]:
+        if len(out) <= 2:
+            break
+        out.remove(title)
+    return tuple(out)
+
+
+def name_key(name: str) -> str:
+    """A name reduced to sorted Latin tokens: case, diacritics, script, order and honorifics ignored."""
+    return " ".join(sorted(name_tokens(name)))
+
+
+@lru_cache(maxsize=2_000_000)
+def skeleton(token: str) -> str:
+    """A rough phonetic key of one romanised token: its first letter and following consonants."""
+    t = token
+    for a, b in _SKELETON_SUBS:
+        t = t.replace(a, b)
+    return _REPEAT.sub(r"\1", t[:1] + _DROP.sub("", t[1:]))
+
+
+def block_keys(key: str) -> list[str]:
+    """Blocking keys of one name key: all skeletons sorted, every pair of skeletons, each skeleton."""
+    skels = sorted({skeleton(t) for t in key.split() if t not in PARTICLES and len(skeleton(t)) >= 2})
+    if not skels:
+        skels = sorted({skeleton(t) for t in key.split() if t})
+    keys = ["A:" + " ".join(skels)]
+    if len(skels) >= 2:
+        keys += [f"P:{a} {b}" for a, b in combinations(skels[:6], 2)]
+    keys += [f"T:{s}" for s in skels]
+    return keys
+
+
+@lru_cache(maxsize=2_000_000)
+def phone_key(phone: str, country: str | None) -> str | None:
+    """A phone in E.164 (using the party's country for local formats), or its digits as a fallback."""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 6:
+        return None
+    attempts = [(phone, None)] if phone.strip().startswith("+") else [(phone, country), ("+" + digits, None)]
+    for text, region in attempts:
+        try:
+            parsed = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(parsed):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return "+" + digits
+
+
+def prepare_names(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
+    """Explode `names` into (ids..., raw_name, name_key), computing each distinct key once."""
+    exploded = (
+        frame.select(*id_cols, pl.col("names").alias("raw_name")).explode("raw_name").drop_nulls("raw_name").unique()
+    )
+    keys = exploded.select(pl.col("raw_name").unique()).with_columns(
+        pl.col("raw_name").map_elements(name_key, return_dtype=pl.String).alias("name_key")
+    )
+    return exploded.join(keys, on="raw_name", how="left").filter(pl.col("name_key") != "")
+
+
+def prepare_phones(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
+    """Explode `phones` into unique (ids..., phone_key) using each row's first country for local formats.
+
+    Numbers written internationally (`+`/`00` then digits) are already E.164 once the formatting is
+    stripped, so only local formats go through `phonenumbers` (once per distinct number and country).
+    """
+    exploded = (
+        frame.select(*id_cols, pl.col("phones").alias("raw_phone"), pl.col("countries").list.first().alias("cc"))
+        .explode("raw_phone")
+        .drop_nulls("raw_phone")
+    )
+    raw = pl.col("raw_phone").str.strip_chars()
+    digits = pl.col("raw_phone").str.replace_all(r"\D", "")
+    intl = (
+        pl.when(raw.str.starts_with("+"))
+        .then(pl.concat_str(pl.lit("+"), digits))
+        .when(raw.str.starts_with("00"))
+        .then(pl.concat_str(pl.lit("+"), digits.str.slice(2)))
+        .otherwise(None)
+    )
+    exploded = exploded.with_columns(intl.alias("phone_key"))
+    exploded = exploded.with_columns(
+        pl.when(pl.col("phone_key").str.len_chars() < 7).then(None).otherwise(pl.col("phone_key")).alias("phone_key")
+    )
+    local = exploded.filter(pl.col("phone_key").is_null()).select("raw_phone", "cc").unique()
+    keyed = local.with_columns(
+        pl.struct("raw_phone", "cc")
+        .map_elements(lambda r: phone_key(r["raw_phone"], r["cc"]), return_dtype=pl.String)
+        .alias("local_key")
+    )
+    out = exploded.join(keyed, on=["raw_phone", "cc"], how="left", nulls_equal=True).select(
+        *id_cols, pl.coalesce("phone_key", "local_key").alias("phone_key")
+    )
+    return out.drop_nulls("phone_key").unique()
+
+
+def name_similarity(pairs: pl.DataFrame) -> pl.Series:
+    """Token-aligned similarity (0-1) of each row's `key_a` and `key_b` (name keys), in row order."""
+    if pairs.height == 0:
+        return pl.Series("name_score", [], dtype=pl.Float64)
+    indexed = pairs.select("key_a", "key_b").with_row_index("pair")
+
+    def tokens(col: str, tok: str, pos: str) -> pl.DataFrame:
+        return (
+            indexed.select("pair", pl.col(col).str.split(" ").alias(tok))
+            .explode(tok)
+            .with_columns(pl.int_range(pl.len()).over("pair").alias(pos))
+        )
+
+    ta, tb = tokens("key_a", "tok_a", "pos_a"), tokens("key_b", "tok_b", "pos_b")
+    cross = ta.join(tb, on="pair")
+    distinct = cross.select("tok_a", "tok_b").unique()
+    jw = process.cpdist(
+        distinct["tok_a"].to_list(),
+        distinct["tok_b"].to_list(),
+        scorer=JaroWinkler.normalized_similarity,
+        workers=-1,
+    )
+    skel = {t: skeleton(t) for t in set(distinct["tok_a"].to_list()) | set(distinct["tok_b"].to_list())}
+    same_skel = np.fromiter(
+        (
+            skel[a] == skel[b] and len(skel[a]) >= 2
+            for a, b in zip(distinct["tok_a"].to_list(), distinct["tok_b"].to_list(), strict=True)
+        ),
+        dtype=bool,
+        count=distinct.height,
+    )
+    distinct = distinct.with_columns(pl.Series("sim", np.maximum(jw, np.where(same_skel, 0.9, 0.0))))
+    cross = cross.join(distinct, on=["tok_a", "tok_b"], how="left")
+    best_a = (
+        cross.group_by("pair", "pos_a")
+        .agg(pl.col("sim").max())
+        .group_by("pair")
+        .agg(pl.col("sim").mean().alias("mean_a"), pl.len().cast(pl.Int64).alias("n_a"))
+    )
+    best_b = (
+        cross.group_by("pair", "pos_b")
+        .agg(pl.col("sim").max())
+        .group_by("pair")
+        .agg(pl.col("sim").mean().alias("mean_b"), pl.len().cast(pl.Int64).alias("n_b"))
+    )
+    scored = indexed.join(best_a, on="pair", how="left").join(best_b, on="pair", how="left")
+    # Equal lengths: both directions must align (no token matched twice); else the shorter name's tokens.
+    short = (
+        pl.when(pl.col("n_a") == pl.col("n_b"))
+        .then(pl.min_horizontal("mean_a", "mean_b"))
+        .when(pl.col("n_a") < pl.col("n_b"))
+        .then(pl.col("mean_a"))
+        .otherwise(pl.col("mean_b"))
+    )
+    extra = (pl.col("n_a") - pl.col("n_b")).abs()
+    sim = short * (1 - 0.04 * extra)
+    sim = (
+        pl.when((pl.min_horizontal("n_a", "n_b") == 1) & (extra > 0)).then(pl.min_horizontal(sim, 0.75)).otherwise(sim)
+    )
+    sim = pl.when(pl.col("key_a") == pl.col("key_b")).then(1.0).otherwise(sim)
+    return scored.sort("pair").select(sim.clip(0, 1).fill_null(0.0).alias("name_score")).to_series()
+
+
+def _script(name: str) -> bool:
+    """True when the name has letters outside Latin (so matching it needed transliteration)."""
+    return any(ch.isalpha() and not unicodedata.name(ch, "").startswith("LATIN") for ch in name)
+
+
+def explain_name(a: str, b: str, score: float) -> str:
+    """Why two names compare as they do, in a few words: `name 0.94 (token order)`."""
+    if score < 0.7:
+        return f"name differs ({score:.2f})"
+    ta, tb = name_tokens(a), name_tokens(b)
+    if a.strip() == b.strip():
+        how = "exact"
+    elif ta == tb:
+        raw_a, raw_b = _TOKEN.findall(anyascii(a).lower()), _TOKEN.findall(anyascii(b).lower())
+        if _script(a) or _script(b):
+            how = "transliteration"
+        elif raw_a != raw_b:
+            how = "honorific"
+        else:
+            how = "case/diacritics"
+    elif sorted(ta) == sorted(tb):
+        how = "token order"
+    elif len(ta) != len(tb):
+        how = "missing name part"
+    elif _script(a) or _script(b):
+        how = "transliteration"
+    else:
+        how = "spelling"
+    return f"name {score:.2f} ({how})"
+
+
+MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "party_id": pl.String(),
+    "list_kind": pl.String(),
+    "list_id": pl.String(),
+    "network_id": pl.String(),
+    "entry_name": pl.String(),
+    "role": pl.String(),
+    "dataset": pl.String(),
+    "confidence": pl.Float64(),
+    "basis": pl.String(),
+    # Added by the fuzzy matcher (the columns above are the stable contract).
+    "status": pl.String(),  # "match" (>= threshold) or "possible" (>= review floor)
+    "name_score": pl.Float64(),
+    "party_name": pl.String(),  # the party's name that matched best
+    "matched_name": pl.String(),  # the list name (or alias) it matched
+}
+
+
+def _name_pairs(p_names: pl.DataFrame, e_names: pl.DataFrame, settings: MatchSettings) -> pl.DataFrame:
+    """Distinct (party name key, entry name key) pairs sharing a usable blocking key."""
+    p_keys = p_names.select(pl.col("name_key").unique())
+    e_keys = e_names.select(pl.col("name_key").unique())
+
+    def with_blocks(keys: pl.DataFrame) -> pl.DataFrame:
+        return keys.with_columns(
+            pl.col("name_key").map_elements(block_keys, return_dtype=pl.List(pl.String)).alias("bkey")
+        ).explode("bkey")
+
+    eb = with_blocks(e_keys)
+    size = eb.group_by("bkey").len()
+    cap = pl.when(pl.col("bkey").str.starts_with("T:")).then(settings.max_rare_token).otherwise(settings.max_block)
+    usable = size.filter(pl.col("len") <= cap).select("bkey")
+    eb = eb.join(usable, on="bkey", how="semi")
+    pb = with_blocks(p_keys).join(usable, on="bkey", how="semi")
+    return (
+        pb.join(eb, on="bkey", suffix="_e")
+        .select(pl.col("name_key").alias("key_a"), pl.col("name_key_e").alias("key_b"))
+        .unique()
+    )
+
+
+def score_candidates(
+    profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None
+) -> pl.DataFrame:
+    """Every blocked (party, entry) pair with name score, phone and country evidence, confidence and basis."""
+    settings = settings or MatchSettings()
+    ekeys = ["list_kind", "list_id"]
+    p_names = prepare_names(profiles, ["party_id"])
+    e_names = prepare_names(entries, ekeys)
+    p_phones = prepare_phones(profiles, ["party_id"])
+    e_phones = prepare_phones(entries, ekeys)
+    share = p_phones.group_by("phone_key").agg(pl.col("party_id").n_unique().alias("share"))
+    by_phone = (
+        p_phones.join(e_phones, on="phone_key")
+        .join(share, on="phone_key", how="left")
+        .group_by("party_id", *ekeys)
+        .agg((pl.col("share").min() <= settings.max_phone_share).alias("phone_strong"))
+    )
+    name_pairs = _name_pairs(p_names, e_names, settings)
+    # Pairs found by phone are scored on names too, so their reason can say how the names compare.
+    phone_name_pairs = (
+        by_phone.select("party_id", *ekeys)
+        .join(p_names.select("party_id", pl.col("name_key").alias("key_a")), on="party_id")
+        .join(e_names.select(*ekeys, pl.col("name_key").alias("key_b")), on=ekeys)
+        .select("key_a", "key_b")
+    )
+    all_pairs = pl.concat([name_pairs, phone_name_pairs]).unique()
+    all_pairs = all_pairs.with_columns(name_similarity(all_pairs))
+    per_name = (
+        p_names.rename({"raw_name": "party_name", "name_key": "key_a"})
+        .join(all_pairs, on="key_a")
+        .join(e_names.rename({"raw_name": "matched_name", "name_key": "key_b"}), on="key_b")
+        .with_columns(pl.col("matched_name").str.len_chars().alias("_len"))
+        # Ties go to the shortest list name (the plain name before titled aliases), then alphabetically.
+        .sort(["name_score", "_len", "party_name", "matched_name"], descending=[True, False, False, False])
+        .group_by("party_id", *ekeys, maintain_order=True)
+        .first()
+        .select("party_id", *ekeys, "name_score", "party_name", "matched_name")
+    )
+    keys = ["party_id", *ekeys]
+    # Name-only pairs below the review floor can never be reported: drop them before the joins.
+    per_name = (
+        per_name.join(by_phone.select(keys), on=keys, how="anti")
+        .filter(pl.col("name_score") >= settings.review_floor)
+        .vstack(per_name.join(by_phone.select(keys), on=keys, how="semi"))
+    )
+    pairs = per_name.join(by_phone, on=keys, how="full", coalesce=True)
+    p_has = p_phones.select("party_id").unique().with_columns(pl.lit(True).alias("p_has_phone"))
+    e_has = e_phones.select(*ekeys).unique().with_columns(pl.lit(True).alias("e_has_phone"))
+    pairs = (
+        pairs.join(p_has, on="party_id", how="left")
+        .join(e_has, on=ekeys, how="left")
+        .join(profiles.select("party_id", pl.col("countries").alias("p_countries")), on="party_id", how="left")
+        .join(entries.select(*ekeys, pl.col("countries").alias("e_countries")), on=ekeys, how="left")
+    )
+    phone_same = pl.col("phone_strong").is_not_null()
+    phone_conflict = ~phone_same & pl.col("p_has_phone").fill_null(False) & pl.col("e_has_phone").fill_null(False)
+    n_shared = pl.col("p_countries").list.set_intersection(pl.col("e_countries")).list.len()
+    either_empty = (pl.col("p_countries").list.len() == 0) | (pl.col("e_countries").list.len() == 0)
+    country = (
+        pl.when(n_shared > 0)
+        .then(pl.lit("same"))
+        .when(either_empty)
+        .then(pl.lit("unknown"))
+        .otherwise(pl.lit("different"))
+    )
+    name = pl.col("name_score").fill_null(0.0)
+    by_name = (
+        name
+        # A fuzzy name (not the same after normalising) is common among namesakes: alone it is only "possible".
+        * pl.when(name >= 1.0).then(1.0).otherwise(FUZZY_NAME_ONLY)
+        * pl.when(country == "same").then(1.0).when(country == "unknown").then(0.93).otherwise(0.75)
+        * pl.when(phone_conflict).then(0.75).otherwise(1.0)
+    )
+    confidence = (
+        pl.when(phone_same & pl.col("phone_strong").fill_null(False))
+        .then(0.90 + 0.09 * name)
+        .when(phone_same)  # a phone many parties share: weak support for the name
+        .then(pl.min_horizontal(by_name + 0.05, pl.lit(0.95)))
+        .otherwise(by_name)
+    )
+    return pairs.with_columns(
+        pl.when(phone_same)
+        .then(pl.when(pl.col("phone_strong")).then(pl.lit("same phone")).otherwise(pl.lit("same shared phone")))
+        .when(phone_conflict)
+        .then(pl.lit("different phone"))
+        .otherwise(None)
+        .alias("phone"),
+        country.alias("country"),
+        confidence.round(4).alias("confidence"),
+    ).drop("p_has_phone", "e_has_phone", "p_countries", "e_countries", "phone_strong")
+
+
+def _basis(frame: pl.DataFrame) -> pl.Series:
+    """The plain reason of each scored pair: `name 0.94 (token order), same phone, same country`."""
+    out = []
+    for party_name, matched, score, phone, country in zip(
+        frame["party_name"].to_list(),
+        frame["matched_name"].to_list(),
+        frame["name_score"].to_list(),
+        frame["phone"].to_list(),
+        frame["country"].to_list(),
+        strict=True,
+    ):
+        parts = []
+        if party_name is not None and matched is not None and score is not None:
+            parts.append(explain_name(party_name, matched, score))
+        if phone:
+            parts.append(phone)
+        if country in ("same", "different"):
+            parts.append(f"{country} country")
+        out.append(", ".join(parts))
+    return pl.Series("basis", out, dtype=pl.String)
+
+
+def match_parties(
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    settings: MatchSettings | None = None,
+    *,
+    include_possible: bool = False,
+) -> pl.DataFrame:
+    """Best list entry per (party, list kind) at or above the threshold (and the review floor if asked)."""
+    settings = settings or MatchSettings()
+    if profiles.height == 0 or entries.height == 0:
+        return pl.DataFrame(schema=MATCH_SCHEMA)
+    scored = score_candidates(profiles, entries, settings)
+    floor = settings.review_floor if include_possible else settings.threshold
+    best = (
+        scored.filter(pl.col("confidence") >= floor)
+        .sort(["party_id", "list_kind", "confidence", "list_id"], descending=[False, False, True, False])
+        .group_by(["party_id", "list_kind"], maintain_order=True)
+        .first()
+    )
+    best = best.with_columns(
+        _basis(best),
+        pl.when(pl.col("confidence") >= settings.threshold)
+        .then(pl.lit("match"))
+        .otherwise(pl.lit("possible"))
+        .alias("status"),
+    )
+    return (
+        best.join(
+            entries.select("list_kind", "list_id", "network_id", pl.col("name").alias("entry_name"), "role", "dataset"),
+            on=["list_kind", "list_id"],
+            how="left",
+        )
+        .select(list(MATCH_SCHEMA))
+        .cast(MATCH_SCHEMA)  # type: ignore[arg-type]
+        .sort(["party_id", "list_kind"])
+    )

@@ -1,0 +1,120 @@
+"""Fuzzy matching: name variants and phones match with a plain reason; namesakes never do; blocking stays linear."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from followmoney.lists import LIST_ENTRY_SCHEMA
+from followmoney.matching import MatchSettings, _name_pairs, match_parties, name_tokens, prepare_names
+from followmoney.parties import PROFILE_SCHEMA
+
+
+def profiles(rows: list[tuple[str, list[str], list[str], list[str]]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"party_id": p, "name": n[0], "names": n, "countries": c, "phones": ph} for p, n, c, ph in rows],
+        schema=PROFILE_SCHEMA,
+    )
+
+
+def entries(rows: list[tuple[str, str, list[str], list[str], list[str]]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "list_kind": kind,
+                "list_id": lid,
+                "network_id": "N-1" if kind == "network" else None,
+                "name": names[0],
+                "names": names,
+                "countries": c,
+                "phones": ph,
+                "role": None,
+                "dataset": None,
+            }
+            for kind, lid, names, c, ph in rows
+        ],
+        schema=LIST_ENTRY_SCHEMA,
+    )
+
+
+LIST = entries(
+    [
+        ("official", "Q1", ["Somchai Srisuk", "Pol. Col. Somchai Srisuk"], ["TH"], ["+66 89 999 9999"]),
+        ("official", "Q2", ["Sok Chan"], ["KH"], ["012 345 678"]),
+        ("official", "Q3", ["Nguyễn Văn An"], ["VN"], []),
+        ("network", "E1", ["Vichai Ruangsri"], ["TH"], ["+66812345678"]),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("names", "countries", "phones", "list_id", "how"),
+    [
+        (["SOMCHAI  srisuk"], ["TH"], [], "Q1", "case/diacritics"),
+        (["Srisuk Somchai"], ["TH"], [], "Q1", "token order"),
+        (["Khun Somchai Srisuk"], ["TH"], [], "Q1", "honorific"),
+        (["Nguyen Van An"], ["VN"], [], "Q3", "case/diacritics"),
+        (["สมชาย ศรีสุข"], ["TH"], ["089-999-9999"], "Q1", "transliteration"),  # Thai script, local phone
+        (["សុខ ចាន់"], ["KH"], ["+855 12 345 678"], "Q2", "transliteration"),  # Khmer script (ICU cannot)
+        (["Somchay Srisook"], ["TH"], ["0899999999"], "Q1", "spelling"),
+        (["Wichai Ruangsri"], ["TH"], ["+66 81 234 5678"], "E1", "spelling"),
+    ],
+)
+def test_variants_match_with_reason(
+    names: list[str], countries: list[str], phones: list[str], list_id: str, how: str
+) -> None:
+    got = match_parties(profiles([("C1", names, countries, phones)]), LIST)
+    assert got["list_id"].to_list() == [list_id]
+    row = got.to_dicts()[0]
+    assert row["status"] == "match" and row["confidence"] >= 0.85
+    assert f"({how})" in row["basis"]
+    assert ("same phone" in row["basis"]) == bool(phones)
+
+
+def test_phone_only_match_says_so() -> None:
+    got = match_parties(profiles([("C1", ["Mrs Lamai"], ["TH"], ["+66812345678"])]), LIST).to_dicts()
+    assert [r["list_id"] for r in got] == ["E1"]
+    assert got[0]["basis"].startswith("name differs (") and "same phone" in got[0]["basis"]
+
+
+def test_namesake_abroad_with_other_phone_never_matches() -> None:
+    # The same common name as Q1, living in Cambodia with a Cambodian phone.
+    party = profiles([("C9", ["Somchai Srisuk"], ["KH"], ["+855 12 999 111"])])
+    assert match_parties(party, LIST).height == 0
+    assert match_parties(party, LIST, MatchSettings(), include_possible=True).height == 0
+
+
+def test_fuzzy_name_alone_is_only_possible_and_threshold_is_configurable() -> None:
+    party = profiles([("C5", ["Somchay Srisook"], ["TH"], [])])
+    assert match_parties(party, LIST).height == 0
+    possible = match_parties(party, LIST, include_possible=True).to_dicts()
+    assert [(r["list_id"], r["status"]) for r in possible] == [("Q1", "possible")]
+    assert 0.7 <= possible[0]["confidence"] < 0.85
+    lenient = match_parties(party, LIST, MatchSettings(threshold=0.7)).to_dicts()
+    assert [(r["list_id"], r["status"]) for r in lenient] == [("Q1", "match")]
+
+
+def test_agent_phone_shared_by_many_parties_is_weak() -> None:
+    many = profiles([(f"C{i}", [f"Customer {i} Person"], ["TH"], ["+66812345678"]) for i in range(8)])
+    got = match_parties(many, LIST, include_possible=True)
+    assert got.filter(pl.col("status") == "match").height == 0
+
+
+def test_titles_dropped_wherever_word_order_put_them() -> None:
+    assert name_tokens("Ko Aung Thida") == name_tokens("AUNG THIDA KO") == ("aung", "thida")
+    assert name_tokens("Ko Ko Aung") == ("ko", "aung")  # a name, not a title, when only two words remain
+
+
+def test_blocking_pairs_grow_linearly_not_as_a_cross_product() -> None:
+    rng = np.random.default_rng(3)
+    syll = ["som", "chai", "sri", "suk", "wi", "rat", "pra", "sert", "an", "nan", "kit", "ti", "pong", "thong"]
+
+    def name() -> str:
+        return " ".join("".join(rng.choice(syll, 2)).title() for _ in range(2))
+
+    n_parties, n_entries = 4000, 1000
+    p = profiles([(f"C{i}", [name()], ["TH"], []) for i in range(n_parties)])
+    e = entries([("official", f"Q{i}", [name()], ["TH"], []) for i in range(n_entries)])
+    pairs = _name_pairs(prepare_names(p, ["party_id"]), prepare_names(e, ["list_kind", "list_id"]), MatchSettings())
+    assert pairs.height < 0.05 * n_parties * n_entries
