@@ -50,42 +50,206 @@ def window_clusters(
 
 
 @njit(cache=True, nogil=True)
-def _fit_schedule(t: np.ndarray, period: float, max_missed: np.int64) -> tuple[float, float, float, int]:
-    """Fit t_i ~ t0 + m_i * p with m_i counted in nominal periods; (p_hat, cv, max_abs_dev, missed).
+def window_distinct(
+    starts: np.ndarray,
+    ts: np.ndarray,
+    codes: np.ndarray,
+    values: np.ndarray,
+    window: np.int64,
+    min_distinct: np.int64,
+    min_total: np.float64,
+) -> np.ndarray:
+    """Cluster id per row (-1 = none) for rows inside any time window [t, t+window) of one group
+    holding >= min_distinct distinct codes (dense ints >= 0) whose values sum to >= min_total;
+    overlapping windows share an id (the distinct-count twin of `window_clusters`)."""
+    n = ts.shape[0]
+    out = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out
+    counts = np.zeros(codes.max() + 1, dtype=np.int64)
+    cluster = -1
+    for g in range(starts.shape[0] - 1):
+        a = starts[g]
+        b = starts[g + 1]
+        j = a
+        total = 0.0
+        distinct = 0
+        marked_until = a
+        for i in range(a, b):
+            if j < i:
+                j = i
+                total = 0.0
+                distinct = 0
+            while j < b and ts[j] - ts[i] < window:
+                total += values[j]
+                if counts[codes[j]] == 0:
+                    distinct += 1
+                counts[codes[j]] += 1
+                j += 1
+            if distinct >= min_distinct and total >= min_total:
+                if i >= marked_until:
+                    cluster += 1
+                for k in range(max(i, marked_until), j):
+                    out[k] = cluster
+                if j > marked_until:
+                    marked_until = j
+            if j > i:  # row i leaves the window
+                total -= values[i]
+                counts[codes[i]] -= 1
+                if counts[codes[i]] == 0:
+                    distinct -= 1
+    return out
 
-    cv is the standard deviation of the deviations from the fitted schedule divided by p_hat;
-    cv < 0 means the series does not fit this period at all."""
+
+@njit(cache=True, nogil=True)
+def forwarded_amounts(
+    starts: np.ndarray,
+    ts: np.ndarray,
+    inflow: np.ndarray,
+    amounts: np.ndarray,
+    horizon: np.int64,
+) -> np.ndarray:
+    """Per inflow row, how much of it the party sent on within `horizon` (first in, first out).
+
+    Rows of a group are one party's receipts (inflow=True) and sends (inflow=False) sorted by time
+    (receipts before sends at the same instant); each send uses up the oldest receipts that are no
+    older than `horizon`. Send rows get 0."""
+    n = ts.shape[0]
+    left = np.zeros(n, dtype=np.float64)
+    out = np.zeros(n, dtype=np.float64)
+    for g in range(starts.shape[0] - 1):
+        a = starts[g]
+        b = starts[g + 1]
+        head = a  # rows before head are sends, used up or too old for every later send
+        for i in range(a, b):
+            if inflow[i]:
+                left[i] = amounts[i]
+                continue
+            while head < i and ((not inflow[head]) or left[head] <= 0.0 or ts[i] - ts[head] > horizon):
+                head += 1
+            need = amounts[i]
+            k = head
+            while k < i and need > 0.0:
+                if inflow[k] and left[k] > 0.0 and ts[i] - ts[k] <= horizon:
+                    use = min(left[k], need)
+                    left[k] -= use
+                    out[k] += use
+                    need -= use
+                k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _densest_arc(phase: np.ndarray, period: float, width: float) -> float:
+    """Centre (in [0, period)) of the arc of `width` on a circle of `period` holding most phases."""
+    n = phase.shape[0]
+    ph = np.sort(phase)
+    doubled = np.empty(2 * n, dtype=np.float64)
+    for i in range(n):
+        doubled[i] = ph[i]
+        doubled[n + i] = ph[i] + period
+    best = -1
+    best_i = 0
+    best_j = 0
+    j = 0
+    for i in range(n):
+        if j < i:
+            j = i
+        while j < i + n and doubled[j] - doubled[i] <= width:
+            j += 1
+        if j - i > best:
+            best = j - i
+            best_i = i
+            best_j = j
+    s = 0.0
+    for k in range(best_i, best_j):
+        s += doubled[k]
+    centre = s / (best_j - best_i)
+    return centre - np.floor(centre / period) * period
+
+
+@njit(cache=True, nogil=True)
+def _assign_slots(t: np.ndarray, anchor: float, period: float, tol: float, slot: np.ndarray, use: np.ndarray) -> None:
+    """slot[i] = nearest schedule point anchor + slot*period; use[i] = within tol and the closest of its slot."""
     n = t.shape[0]
-    m = np.empty(n, dtype=np.float64)
-    m[0] = 0.0
-    missed = 0
-    for i in range(1, n):
-        k = np.floor((t[i] - t[i - 1]) / period + 0.5)
-        if k < 1.0:
-            return 0.0, -1.0, 0.0, 0
-        missed += int(k) - 1
-        if missed > max_missed:
-            return 0.0, -1.0, 0.0, missed
-        m[i] = m[i - 1] + k
-    mm = m.mean()
-    tm = t.mean()
+    for i in range(n):
+        m = np.floor((t[i] - anchor) / period + 0.5)
+        slot[i] = m
+        use[i] = abs(t[i] - (anchor + m * period)) <= tol
+    i = 0
+    while i < n:  # among used points sharing a slot keep the closest (they are adjacent in time)
+        if not use[i]:
+            i += 1
+            continue
+        k = i + 1
+        best = i
+        while k < n and (not use[k] or slot[k] == slot[i]):
+            if use[k]:
+                if abs(t[k] - (anchor + slot[k] * period)) < abs(t[best] - (anchor + slot[best] * period)):
+                    use[best] = False
+                    best = k
+                else:
+                    use[k] = False
+            k += 1
+        i = k
+
+
+@njit(cache=True, nogil=True)
+def _same_assignment(prev_slot: np.ndarray, prev_use: np.ndarray, slot: np.ndarray, use: np.ndarray) -> bool:
+    """Whether the same points are used, on slots that differ only by a constant offset."""
+    offset = np.nan
+    for i in range(use.shape[0]):
+        if use[i] != prev_use[i]:
+            return False
+        if use[i]:
+            d = slot[i] - prev_slot[i]
+            if offset != offset:  # first used point sets the offset
+                offset = d
+            elif d != offset:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _fit_slots(t: np.ndarray, slot: np.ndarray, use: np.ndarray) -> tuple[float, float, float, float, int, int]:
+    """Least-squares t ~ a + b*slot over used points: (a, b, rms, max_abs_residual, used, missed)."""
+    n = t.shape[0]
+    cnt = 0
+    sm = 0.0
+    st = 0.0
+    lo = 0.0
+    hi = 0.0
+    for i in range(n):
+        if use[i]:
+            if cnt == 0:
+                lo = slot[i]
+            hi = slot[i]
+            cnt += 1
+            sm += slot[i]
+            st += t[i]
+    if cnt < 3:
+        return 0.0, 0.0, 0.0, 0.0, cnt, 0
+    mm = sm / cnt
+    tm = st / cnt
     sxx = 0.0
     sxy = 0.0
     for i in range(n):
-        sxx += (m[i] - mm) * (m[i] - mm)
-        sxy += (m[i] - mm) * (t[i] - tm)
-    p_hat = sxy / sxx
-    if p_hat <= 0.0:
-        return 0.0, -1.0, 0.0, missed
-    t0 = tm - p_hat * mm
+        if use[i]:
+            sxx += (slot[i] - mm) * (slot[i] - mm)
+            sxy += (slot[i] - mm) * (t[i] - tm)
+    if sxx <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0, cnt, 0
+    b = sxy / sxx
+    a = tm - b * mm
     ss = 0.0
     worst = 0.0
     for i in range(n):
-        d = t[i] - (t0 + p_hat * m[i])
-        ss += d * d
-        if abs(d) > worst:
-            worst = abs(d)
-    return p_hat, np.sqrt(ss / n) / p_hat, worst, missed
+        if use[i]:
+            d = t[i] - (a + b * slot[i])
+            ss += d * d
+            if abs(d) > worst:
+                worst = abs(d)
+    return a, b, np.sqrt(ss / cnt), worst, cnt, int(hi - lo + 1.0) - cnt
 
 
 @njit(cache=True, nogil=True)
@@ -96,30 +260,100 @@ def schedule_regularity(
     max_missed: np.int64,
     max_cv: np.float64,
     max_period_error: np.float64,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per group: the nominal period that best fits its times (0 = none), fitted period, cv,
-    largest deviation in days, and missed periods. Best = fewest missed periods, then lowest cv."""
+    jitter_days: np.float64,
+    max_extra_share: np.float64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per group, the schedule (nominal period) its times keep best, robust to jitter, missed periods
+    and stray extra payments.
+
+    For each nominal period p and each trial period p' = p*f (f in 0.92, 1, 1.08; with the refits a
+    period drifting up to about 20% from nominal is found), the phases t mod p' give the densest arc
+    (width 2*tol, tol = min(jitter_days + 0.05*p, 0.5*p)); with anchors at the arc's centre and shifted
+    by -0.5 and +0.5 tol (heavy jitter moves the centre), every time is assigned to its nearest
+    schedule point; points further than tol, or not the closest in their slot, are extras. A
+    least-squares line t ~ a + b*slot over the kept points is refitted up to twice (re-assigning
+    slots; stopping early when no point changes its slot). A fit is valid when missed slots <=
+    max_missed, extras <= max_extra_share of the points, |b/p - 1| <= max_period_error and rms/b <=
+    max_cv. Best = most kept points, then fewest missed, then lowest cv; a nominal period stops being
+    searched once a valid fit keeps every point with no missed period.
+
+    Returns per group: nominal period (0 = none), fitted period, cv, largest deviation in days,
+    missed periods, kept points; and per row whether it is one of the kept points."""
     g_count = starts.shape[0] - 1
     best_period = np.zeros(g_count, dtype=np.float64)
     best_p_hat = np.zeros(g_count, dtype=np.float64)
     best_cv = np.full(g_count, np.nan, dtype=np.float64)
     best_dev = np.full(g_count, np.nan, dtype=np.float64)
     best_missed = np.zeros(g_count, dtype=np.int64)
+    best_used = np.zeros(g_count, dtype=np.int64)
+    used_rows = np.zeros(t_days.shape[0], dtype=np.bool_)
+    factors = np.array([1.0, 0.92, 1.08])  # with the refits, finds periods drifting up to about +-20%
+    shifts = np.array([0.0, -0.5, 0.5])  # anchors around the arc's centre, in units of tol
     for g in range(g_count):
-        t = t_days[starts[g] : starts[g + 1]]
-        if t.shape[0] < 3:
+        a0 = starts[g]
+        b0 = starts[g + 1]
+        n = b0 - a0
+        if n < 3:
             continue
+        t = t_days[a0:b0] - t_days[a0]
+        slot = np.empty(n, dtype=np.float64)
+        use = np.empty(n, dtype=np.bool_)
+        prev_slot = np.empty(n, dtype=np.float64)
+        prev_use = np.empty(n, dtype=np.bool_)
+        keep = np.zeros(n, dtype=np.bool_)
+        phase = np.empty(n, dtype=np.float64)
         found = False
         for q in range(periods.shape[0]):
-            p = periods[q]
-            p_hat, cv, dev, missed = _fit_schedule(t, p, max_missed)
-            if cv < 0.0 or cv > max_cv or abs(p_hat / p - 1.0) > max_period_error:
-                continue
-            if (not found) or missed < best_missed[g] or (missed == best_missed[g] and cv < best_cv[g]):
-                found = True
-                best_period[g] = p
-                best_p_hat[g] = p_hat
-                best_cv[g] = cv
-                best_dev[g] = dev
-                best_missed[g] = missed
-    return best_period, best_p_hat, best_cv, best_dev, best_missed
+            nominal = periods[q]
+            tol = min(jitter_days + 0.05 * nominal, 0.5 * nominal)
+            perfect = False
+            for f in range(factors.shape[0]):
+                if perfect:
+                    break
+                p = nominal * factors[f]
+                for i in range(n):
+                    phase[i] = t[i] - np.floor(t[i] / p) * p
+                centre = _densest_arc(phase, p, 2.0 * tol)
+                for shift in shifts:
+                    if perfect:
+                        break
+                    _assign_slots(t, centre + shift * tol, p, tol, slot, use)
+                    a, b, rms, worst, cnt, missed = _fit_slots(t, slot, use)
+                    for _ in range(2):
+                        if cnt < 3 or b <= 0.0:
+                            break
+                        prev_slot[:] = slot
+                        prev_use[:] = use
+                        _assign_slots(t, a, b, tol, slot, use)
+                        if _same_assignment(prev_slot, prev_use, slot, use):
+                            break  # the same points on the same slots: the fit cannot change
+                        a, b, rms, worst, cnt, missed = _fit_slots(t, slot, use)
+                    if cnt < 3 or b <= 0.0:
+                        continue
+                    cv = rms / b
+                    if missed > max_missed or (n - cnt) > max_extra_share * n:
+                        continue
+                    if cv > max_cv or abs(b / nominal - 1.0) > max_period_error:
+                        continue
+                    better = (
+                        (not found)
+                        or cnt > best_used[g]
+                        or (cnt == best_used[g] and missed < best_missed[g])
+                        or (cnt == best_used[g] and missed == best_missed[g] and cv < best_cv[g])
+                    )
+                    if cnt == n and missed == 0:
+                        perfect = True
+                    if better:
+                        found = True
+                        best_period[g] = nominal
+                        best_p_hat[g] = b
+                        best_cv[g] = cv
+                        best_dev[g] = worst
+                        best_missed[g] = missed
+                        best_used[g] = cnt
+                        for i in range(n):
+                            keep[i] = use[i]
+        if found:
+            for i in range(n):
+                used_rows[a0 + i] = keep[i]
+    return best_period, best_p_hat, best_cv, best_dev, best_missed, best_used, used_rows

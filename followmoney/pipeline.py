@@ -50,6 +50,7 @@ CORE_COLUMNS = (
     S.CURRENCY,
     S.AMOUNT_USD,
     S.AGENT_ID,
+    S.SENDER_PHONE,  # optional (absent in many dumps): FM130 shared phones; detectors handle its absence
 )
 
 
@@ -146,17 +147,77 @@ def detect(clean: pl.DataFrame, rules: list[Rule], advance: Callable[[int], None
     return pl.concat(parts, how="diagonal_relaxed")
 
 
-def apply_requirements(linked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
-    """Keep candidates that meet their rule's link requirements (e.g. the receiver is an official)."""
+def apply_requirements(linked: pl.DataFrame, rules: list[Rule], matches: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Keep candidates that meet their rule's link requirements (rules.REQUIREMENTS).
+
+    Network facts about a candidate's other parties (`member_ids`: the payers of a rotating series,
+    the senders sharing a phone, ...) come from `matches` (link.match_parties output)."""
+    if linked.height == 0:
+        return linked
+    frame = linked.with_row_index("_cand")
+    members = _network_members(frame, matches)
+    subjects_elsewhere = {
+        code: set(frame.filter(pl.col("rule_code") != code)["subject_id"].drop_nulls().to_list())
+        for code in {r.code for r in rules if r.requires.get("alone")}
+    }
     keep = pl.lit(False)
     for rule in rules:
+        req = rule.requires
         cond = pl.col("rule_code") == rule.code
-        if rule.requires.get("counterparty_official"):
-            cond = cond & pl.col("counterparty_official")
-        if rule.requires.get("subject_or_counterparty_network"):
-            cond = cond & (pl.col("network_hops") == 0)
+        if req.get("counterparty_official"):
+            cond = cond & pl.col("counterparty_official").fill_null(False)
+        if req.get("subject_official"):
+            cond = cond & pl.col("official_id").is_not_null() & ~pl.col("counterparty_official").fill_null(False)
+        if req.get("subject_or_counterparty_network"):
+            cond = cond & (pl.col("network_hops") == 0).fill_null(False)
+        if req.get("min_network_members"):
+            cond = cond & (pl.col("_n_members_listed") >= int(req["min_network_members"]))
+        if req.get("payers_one_network"):
+            cond = cond & ((pl.col("_n_members") <= 1) | (pl.col("_max_same_network") >= 2))
+        if req.get("alone"):
+            cond = cond & ~pl.col("subject_id").is_in(sorted(subjects_elsewhere[rule.code]))
         keep = keep | cond
-    return linked.filter(keep)
+    return (
+        frame.join(members, on="_cand", how="left")
+        .filter(keep)
+        .drop("_cand", "_n_members", "_n_members_listed", "_max_same_network")
+    )
+
+
+def _network_members(frame: pl.DataFrame, matches: pl.DataFrame | None) -> pl.DataFrame:
+    """Per candidate row: how many member_ids it has, how many are listed network members, and the most
+    of them in one network (0 where the candidate has no member_ids)."""
+    empty = frame.select(
+        "_cand",
+        pl.lit(0, pl.UInt32).alias("_n_members"),
+        pl.lit(0, pl.UInt32).alias("_n_members_listed"),
+        pl.lit(0, pl.UInt32).alias("_max_same_network"),
+    )
+    if "member_ids" not in frame.columns:
+        return empty
+    exploded = frame.select("_cand", pl.col("member_ids").alias("party_id")).explode("party_id").drop_nulls()
+    nets = (
+        matches.filter(pl.col("list_kind") == "network").select("party_id", "network_id")
+        if matches is not None and matches.height
+        else pl.DataFrame(schema={"party_id": pl.String, "network_id": pl.String})
+    )
+    listed = exploded.unique().join(nets, on="party_id", how="left")
+    per_net = listed.drop_nulls("network_id").group_by("_cand", "network_id").agg(pl.len().alias("_k"))
+    counts = listed.group_by("_cand").agg(
+        pl.col("party_id").n_unique().cast(pl.UInt32).alias("_n_members"),
+        pl.col("party_id")
+        .filter(pl.col("network_id").is_not_null())
+        .n_unique()
+        .cast(pl.UInt32)
+        .alias("_n_members_listed"),
+    )
+    best = per_net.group_by("_cand").agg(pl.col("_k").max().cast(pl.UInt32).alias("_max_same_network"))
+    return (
+        empty.select("_cand")
+        .join(counts, on="_cand", how="left")
+        .join(best, on="_cand", how="left")
+        .with_columns(pl.col("_n_members", "_n_members_listed", "_max_same_network").fill_null(0))
+    )
 
 
 def link_candidates(
@@ -174,7 +235,15 @@ def link_candidates(
     """
     result = link_parties(profiles, entries, graph, settings)
     linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
-    return apply_requirements(linked, rules)
+    return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"))
+
+
+def candidate_party_ids(candidates: pl.DataFrame) -> pl.Series:
+    """Every party a candidate names: subject, counterparty and member_ids (payers, senders sharing a phone)."""
+    parts = [candidates["subject_id"], candidates["counterparty_id"].drop_nulls()]
+    if "member_ids" in candidates.columns:
+        parts.append(candidates["member_ids"].explode().drop_nulls())
+    return pl.concat(parts).unique().sort()
 
 
 def load_list_entries(config: ScanConfig) -> pl.DataFrame:
@@ -207,7 +276,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     with timer("detect"), progress.stage("running rules", total=len(rules)) as advance:
         candidates = detect(clean, rules, advance)
     with timer("link"), progress.stage("linking parties to lists"):
-        party_ids = pl.concat([candidates["subject_id"], candidates["counterparty_id"].drop_nulls()]).unique().sort()
+        party_ids = candidate_party_ids(candidates)
         link_settings = LinkSettings()
         # The transfer graph around candidate parties (issue 4): only needed when a networks list is given.
         graph = (
@@ -328,21 +397,26 @@ def _list_info(path: Path | None, entries: pl.DataFrame, kind: str) -> dict[str,
 
 
 def example_frame(example: Example) -> pl.DataFrame:
-    """A clean, normalised transaction frame built from a rule example's rows."""
+    """A clean, normalised transaction frame built from a rule example's rows (and its party tables)."""
     rows = example.txns
+    currency = [str(r[5]).upper() if len(r) == 6 else "USD" for r in rows]
+    rate = {"USD": 1.0, **example.fx}
+    country = {**example.countries}
     frame = pl.DataFrame(
         {
             S.TXN_ID: [f"X{i:04d}" for i in range(len(rows))],
             S.TS: [r[2] for r in rows],
             S.SENDER_ID: [str(r[0]) for r in rows],
             S.RECEIVER_ID: [str(r[1]) for r in rows],
-            S.SENDER_COUNTRY: ["TH"] * len(rows),
-            S.RECEIVER_COUNTRY: ["TH"] * len(rows),
+            S.SENDER_COUNTRY: [country.get(str(r[0]), "TH") for r in rows],
+            S.RECEIVER_COUNTRY: [country.get(str(r[1]), "TH") for r in rows],
             S.AMOUNT: [float(r[3]) for r in rows],
-            S.CURRENCY: ["USD"] * len(rows),
-            S.AMOUNT_USD: [float(r[3]) for r in rows],
+            S.CURRENCY: currency,
+            S.AMOUNT_USD: [float(r[3]) * rate[c] for r, c in zip(rows, currency, strict=True)],
             S.AGENT_ID: [str(r[4]) for r in rows],
-        }
+            S.SENDER_PHONE: [example.phones.get(str(r[0])) for r in rows],
+        },
+        schema_overrides={S.SENDER_PHONE: pl.String},
     ).with_columns(
         pl.col(S.TS)
         .str.replace("Z$", "+00:00")
@@ -352,18 +426,43 @@ def example_frame(example: Example) -> pl.DataFrame:
     return frame.with_columns(party_keys())
 
 
-def run_example(rule: Rule, example: Example) -> int:
-    """How many alerts `rule` raises on one of its examples (detect, link by ids, requirements)."""
+def _example_entries(example: Example) -> pl.DataFrame:
+    """List entries for an example: officials by id, network members as "ID" (network N-X) or "N-2:ID"."""
+    members: list[tuple[str, str, str | None]] = [("official", o, None) for o in example.officials]
+    for item in example.networks:
+        network, _, member = item.rpartition(":")
+        members.append(("network", member, network or "N-X"))
+    if not members:
+        return empty_entries()
+    return pl.DataFrame(
+        {
+            "list_kind": [m[0] for m in members],
+            "list_id": [m[1] for m in members],
+            "network_id": [m[2] for m in members],
+            "name": [example.names.get(m[1], m[1]) for m in members],
+            "names": [[example.names.get(m[1], m[1])] for m in members],
+            "countries": [[example.countries.get(m[1], "TH")] for m in members],
+            "phones": [[example.phones[m[1]]] if m[1] in example.phones else [] for m in members],
+            "role": [None] * len(members),
+            "dataset": [None] * len(members),
+        },
+        schema=empty_entries().schema,
+    )
+
+
+def run_example(rule: Rule, example: Example, min_score: float = 25.0) -> int:
+    """How many alerts `rule` raises on one of its examples: detect, link by ids, requirements, score,
+    and the scan's default --min-score (so a damped family-support series does not count)."""
     frame = example_frame(example)
     candidates = DETECTORS[rule.kind]().detect(frame, rule.params).with_columns(pl.lit(rule.code).alias("rule_code"))
     ids = sorted(set(frame[S.SENDER_ID].to_list()) | set(frame[S.RECEIVER_ID].to_list()))
     profiles = pl.DataFrame(
         {
             "party_id": ids,
-            "name": ids,
-            "names": [[i] for i in ids],
-            "countries": [["TH"]] * len(ids),
-            "phones": [[]] * len(ids),
+            "name": [example.names.get(i, i) for i in ids],
+            "names": [[example.names.get(i, i)] for i in ids],
+            "countries": [[example.countries.get(i, "TH")] for i in ids],
+            "phones": [[example.phones[i]] if i in example.phones else [] for i in ids],
         },
         schema={
             "party_id": pl.String,
@@ -373,28 +472,9 @@ def run_example(rule: Rule, example: Example) -> int:
             "phones": pl.List(pl.String),
         },
     )
-    entries = pl.concat(
-        [empty_entries()]
-        + [
-            pl.DataFrame(
-                {
-                    "list_kind": [kind] * len(members),
-                    "list_id": members,
-                    "network_id": ["N-X" if kind == "network" else None] * len(members),
-                    "name": members,
-                    "names": [[m] for m in members],
-                    "countries": [["TH"]] * len(members),
-                    "phones": [[]] * len(members),
-                    "role": [None] * len(members),
-                    "dataset": [None] * len(members),
-                },
-                schema=empty_entries().schema,
-            )
-            for kind, members in (("official", example.officials), ("network", example.networks))
-            if members
-        ]
-    )
-    return link_candidates(candidates, profiles, entries, [rule]).height
+    linked = link_candidates(candidates, profiles, _example_entries(example), [rule])
+    alerts = score_alerts(linked, {rule.code: rule})
+    return alerts.filter(pl.col("score") >= min_score).height
 
 
 def now_utc() -> dt.datetime:

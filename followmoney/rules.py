@@ -30,8 +30,17 @@ TOP_KEYS = {
     "reason": str,
 }
 OPTIONAL_KEYS = {"params", "examples", "requires", "groups"}
-REQUIREMENTS = {"counterparty_official": bool, "subject_or_counterparty_network": bool}
-EXAMPLE_KEYS = {"name", "expect", "txns", "officials", "networks"}
+# Link facts a rule can require of its candidates (checked by pipeline.apply_requirements):
+REQUIREMENTS: dict[str, type] = {
+    "counterparty_official": bool,  # the counterparty matches the officials list
+    "subject_official": bool,  # the subject matches the officials list
+    "subject_or_counterparty_network": bool,  # subject or counterparty is a listed network member
+    "min_network_members": int,  # at least N of the candidate's member_ids are listed network members
+    "payers_one_network": bool,  # a candidate with several member_ids needs two of them in one network
+    "alone": bool,  # kept only if no candidate of another rule has the same subject (supporting signals)
+}
+MEMBER_REQUIREMENTS = ("min_network_members", "payers_one_network")  # need evidence column member_ids
+EXAMPLE_KEYS = {"name", "expect", "txns", "officials", "networks", "fx", "phones", "countries", "names"}
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,13 @@ class Example:
 
     name: str
     expect: str
-    txns: list[list[Any]]
+    txns: list[list[Any]]  # [sender, receiver, ts, amount, agent(, currency)]
     officials: list[str] = field(default_factory=list)  # receiver/sender ids that are listed officials
-    networks: list[str] = field(default_factory=list)  # ids that are listed network members
+    networks: list[str] = field(default_factory=list)  # listed network members: "ID" (network N-X) or "N-2:ID"
+    fx: dict[str, float] = field(default_factory=dict)  # usd_per_unit for currencies other than USD
+    phones: dict[str, str] = field(default_factory=dict)  # party id -> phone (sender_phone / profile)
+    countries: dict[str, str] = field(default_factory=dict)  # party id -> country (default TH)
+    names: dict[str, str] = field(default_factory=dict)  # party id -> name as recorded (default: the id)
 
 
 @dataclass(frozen=True)
@@ -135,8 +148,11 @@ def _parse_rule(path: Path, data: dict[str, Any], problems: list[str]) -> Rule |
     for key, value in requires.items():
         if key not in REQUIREMENTS:
             problems.append(f"{label}: key 'requires.{key}': unknown requirement (known: {', '.join(REQUIREMENTS)})")
-        elif not isinstance(value, bool):
-            problems.append(f"{label}: key 'requires.{key}': must be true or false")
+        elif not _type_ok(value, REQUIREMENTS[key]):
+            what = "true or false" if REQUIREMENTS[key] is bool else "a whole number"
+            problems.append(f"{label}: key 'requires.{key}': must be {what}")
+        elif key in MEMBER_REQUIREMENTS and detector is not None and "member_ids" not in detector.evidence:
+            problems.append(f"{label}: key 'requires.{key}': detector '{detector.kind}' gives no member_ids")
     examples = _parse_examples(label, data.get("examples", []), problems)
     groups = data.get("groups", [])
     if not (isinstance(groups, list) and all(isinstance(g, str) for g in groups)):
@@ -197,9 +213,21 @@ def _parse_examples(label: str, raw: Any, problems: list[str]) -> tuple[Example,
         if ex.get("expect") not in ("alert", "none"):
             problems.append(f"{where}.expect: must be 'alert' or 'none'")
         txns = ex.get("txns")
-        if not (isinstance(txns, list) and txns and all(isinstance(t, list) and len(t) == 5 for t in txns)):
-            problems.append(f"{where}.txns: must be a non-empty list of [sender, receiver, ts, amount_usd, agent]")
+        if not (isinstance(txns, list) and txns and all(isinstance(t, list) and len(t) in (5, 6) for t in txns)):
+            problems.append(
+                f"{where}.txns: must be a non-empty list of [sender, receiver, ts, amount, agent(, currency)]"
+            )
             continue
+        tables = {}
+        for key in ("fx", "phones", "countries", "names"):
+            value = ex.get(key, {})
+            if not isinstance(value, dict):
+                problems.append(f"{where}.{key}: must be a table")
+                value = {}
+            tables[key] = value
+        currencies = {str(t[5]).upper() for t in txns if len(t) == 6} - {"USD"}
+        for code in sorted(currencies - {str(k).upper() for k in tables["fx"]}):
+            problems.append(f"{where}.fx: no rate for currency {code}")
         out.append(
             Example(
                 name=str(ex.get("name", f"example {i}")),
@@ -207,6 +235,10 @@ def _parse_examples(label: str, raw: Any, problems: list[str]) -> tuple[Example,
                 txns=txns,
                 officials=list(ex.get("officials", [])),
                 networks=list(ex.get("networks", [])),
+                fx={str(k).upper(): float(v) for k, v in tables["fx"].items()},
+                phones={str(k): str(v) for k, v in tables["phones"].items()},
+                countries={str(k): str(v) for k, v in tables["countries"].items()},
+                names={str(k): str(v) for k, v in tables["names"].items()},
             )
         )
     expects = {e.expect for e in out}

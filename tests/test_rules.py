@@ -61,7 +61,7 @@ def test_broken_rule_file_reports_every_problem(tmp_path: Path) -> None:
 
 def test_overrides_and_selection() -> None:
     rules = load_rules(
-        DEFAULT_RULES_DIR, overrides={"FM101": {"threshold": 5000.0}}, select=("FM10*",), exclude=("FM102",)
+        DEFAULT_RULES_DIR, overrides={"FM101": {"threshold": 5000.0}}, select=("FM10*",), exclude=("FM102", "FM10[34]")
     )
     assert [r.code for r in rules] == ["FM101"]
     assert rules[0].params["threshold"] == 5000.0

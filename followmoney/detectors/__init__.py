@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from followmoney.detectors.base import Detector, Param
+from followmoney.detectors.fan import DistinctInWindow
+from followmoney.detectors.oneoff import OneOffAfterTransfer
+from followmoney.detectors.pooling import PoolAndForward
 from followmoney.detectors.recurring import RecurringPair
+from followmoney.detectors.rounding import RoundAmounts
 from followmoney.detectors.structuring import NearThresholdWindow
 
-DETECTORS: dict[str, type[Detector]] = {cls.kind: cls for cls in (NearThresholdWindow, RecurringPair)}
+DETECTORS: dict[str, type[Detector]] = {
+    cls.kind: cls
+    for cls in (
+        NearThresholdWindow,
+        RecurringPair,
+        DistinctInWindow,
+        PoolAndForward,
+        OneOffAfterTransfer,
+        RoundAmounts,
+    )
+}
 
 __all__ = ["DETECTORS", "Detector", "Param"]

@@ -1,4 +1,15 @@
-"""Kind `recurring_pair`: regular, small, stable payments from one payer to one receiver."""
+"""Kind `recurring_pair`: regular, small, stable payments from one payer (or several payers taking
+turns, or one payer through an intermediary) to one receiver.
+
+Three kinds of series are built with Polars and fitted by one Numba kernel (`schedule_regularity`):
+- `direct`: one payer -> one receiver;
+- `rotating`: every small payment into one receiver, whoever pays (candidates need >= 2 payers among
+  the payments that keep the schedule; link requirements then ask that they share a listed network);
+- `via`: payer -> intermediary, forwarded by the intermediary to a receiver within `forward_days`
+  (the forwarded leg's time and amount make the series; both legs are evidence).
+The kernel is robust to jitter, missed periods, a slowly drifting period and stray extra payments
+(see kernels.schedule_regularity); amounts may drift slowly (a trend-adjusted CV is also accepted).
+"""
 
 from __future__ import annotations
 
@@ -14,115 +25,250 @@ from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 PERIOD_DAYS = {"weekly": 7.0, "fortnightly": 14.0, "monthly": 30.4375}
 _DAY_US = 86_400_000_000.0
+_VARIANTS = {"direct": 0, "rotating": 1, "via": 2}
+ROUTE_TEXT = {
+    "direct": "from one payer",
+    "rotating": "from several payers taking turns",
+    "via": "through an intermediary who forwarded each payment",
+}
+
+
+def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """Rows of every series to fit: (variant, k1, k2, ts, amount_usd, round, payer, receiver, via, txn_ids, cross)."""
+    min_count = int(params["min_count"])
+    cap = 3.0 * float(params["max_median_usd"])  # larger payments cannot be part of a small series
+    has_countries = S.SENDER_COUNTRY in txns.columns and S.RECEIVER_COUNTRY in txns.columns
+    cross = (
+        (pl.col(S.SENDER_COUNTRY) != pl.col(S.RECEIVER_COUNTRY)).fill_null(False) if has_countries else pl.lit(False)
+    )
+    small = (
+        txns.lazy()
+        .filter(pl.col(S.AMOUNT_USD) <= cap)
+        .select(
+            SENDER_KEY,
+            RECEIVER_KEY,
+            S.TS,
+            S.AMOUNT_USD,
+            ((pl.col(S.AMOUNT) % 100).abs() < 1e-9).alias("_round"),
+            pl.col(S.SENDER_ID).alias("_payer"),
+            pl.col(S.RECEIVER_ID).alias("_receiver"),
+            pl.lit(None, pl.String).alias("_via"),
+            pl.concat_list(pl.col(S.TXN_ID)).alias("_txn_ids"),
+            cross.alias("_cross"),
+        )
+    )
+    cols = ["_variant", "_k1", "_k2", S.TS, S.AMOUNT_USD, "_round", "_payer", "_receiver", "_via", "_txn_ids", "_cross"]
+    parts = [
+        small.filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count).select(
+            pl.lit(_VARIANTS["direct"], pl.Int8).alias("_variant"),
+            pl.col(SENDER_KEY).alias("_k1"),
+            pl.col(RECEIVER_KEY).alias("_k2"),
+            *cols[3:],
+        )
+    ]
+    if params["rotating_payers"]:
+        parts.append(
+            small.filter(
+                (pl.len().over(RECEIVER_KEY) >= min_count) & (pl.col(SENDER_KEY).n_unique().over(RECEIVER_KEY) >= 2)
+            ).select(
+                pl.lit(_VARIANTS["rotating"], pl.Int8).alias("_variant"),
+                pl.col(RECEIVER_KEY).alias("_k1"),
+                pl.lit(0, pl.UInt64).alias("_k2"),
+                *cols[3:],
+            )
+        )
+    forward_days = float(params["forward_days"])
+    if forward_days > 0:
+        parts.append(_via_series(small, forward_days, min_count).select(cols))
+    return (
+        pl.concat(parts)
+        .with_columns(pl.col("_txn_ids").list.last().alias("_tid"))
+        .sort("_variant", "_k1", "_k2", S.TS, "_tid")
+        .collect()
+    )
+
+
+def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
+    """Payer -> intermediary legs matched to the intermediary's next send within forward_days (similar amount)."""
+    inbound = small.select(
+        pl.col(RECEIVER_KEY).alias("_mid"),
+        pl.col(SENDER_KEY).alias("_k1"),
+        pl.col(S.TS).alias("_ts_in"),
+        pl.col(S.AMOUNT_USD).alias("_amount_in"),
+        pl.col("_payer"),
+        pl.col("_receiver").alias("_via"),
+        pl.col("_txn_ids").alias("_ids_in"),
+    ).sort("_ts_in")
+    outbound = small.select(
+        pl.col(SENDER_KEY).alias("_mid"),
+        pl.col(RECEIVER_KEY).alias("_k2"),
+        S.TS,
+        S.AMOUNT_USD,
+        "_round",
+        "_receiver",
+        "_txn_ids",
+        "_cross",
+        pl.col(S.TS).alias("_ts_out"),
+    ).sort("_ts_out")
+    joined = inbound.join_asof(
+        outbound,
+        left_on="_ts_in",
+        right_on="_ts_out",
+        by="_mid",
+        strategy="forward",
+        check_sortedness=False,
+        tolerance=f"{round(forward_days * 86_400)}s",
+    )
+    ratio = pl.col(S.AMOUNT_USD) / pl.col("_amount_in")
+    return (
+        joined.filter(pl.col("_k2").is_not_null() & (pl.col("_k1") != pl.col("_k2")) & ratio.is_between(0.8, 1.05))
+        .filter(pl.len().over("_k1", "_k2") >= min_count)
+        .select(
+            pl.lit(_VARIANTS["via"], pl.Int8).alias("_variant"),
+            "_k1",
+            "_k2",
+            S.TS,
+            S.AMOUNT_USD,
+            "_round",
+            "_payer",
+            "_receiver",
+            "_via",
+            pl.concat_list("_ids_in", "_txn_ids").alias("_txn_ids"),
+            "_cross",
+        )
+    )
 
 
 class RecurringPair(Detector):
-    """A (payer, receiver) pair with >= min_count payments on a weekly/fortnightly/monthly schedule
-    (jitter and a few missed periods allowed) of small, stable (or round) amounts."""
+    """A payer->receiver series (or receiver series with payers taking turns, or a series forwarded by an
+    intermediary) with >= min_count payments on a weekly/fortnightly/monthly schedule (jitter, missed
+    periods and stray payments allowed) of small, stable (or slowly drifting, or round) amounts."""
 
     kind = "recurring_pair"
-    summary = "regular, small, stable payments from one payer to one receiver"
+    summary = "regular, small, stable payments from one payer (or payers taking turns, or via a go-between)"
     params: ClassVar[dict[str, Param]] = {
-        "min_count": Param(int, 4, "fewest payments in the series"),
+        "min_count": Param(int, 4, "fewest payments that keep the schedule"),
         "periods": Param(list, ["weekly", "fortnightly", "monthly"], "schedules to try", tuple(PERIOD_DAYS)),
         "max_missed": Param(int, 2, "missed periods allowed over the series"),
         "max_gap_cv": Param(
             float, 0.35, "largest spread of payment times around the schedule, as a share of the period"
         ),
         "max_period_error": Param(float, 0.2, "largest relative difference between fitted and nominal period"),
+        "jitter_days": Param(float, 3.0, "how far (days) a payment may fall from its schedule point"),
+        "max_extra_share": Param(float, 0.25, "largest share of payments off the schedule (stray or doubled)"),
         "max_median_usd": Param(float, 500.0, "largest median payment (small payments only)"),
-        "max_amount_cv": Param(float, 0.25, "largest coefficient of variation of amounts (stable amounts)"),
+        "max_amount_cv": Param(float, 0.25, "largest coefficient of variation of amounts (raw or trend-adjusted)"),
         "min_round_share": Param(float, 0.8, "or: at least this share of amounts are multiples of 100"),
+        "rotating_payers": Param(bool, True, "also fit all small payments into a receiver, whoever pays"),
+        "forward_days": Param(
+            float, 2.0, "also fit series forwarded by an intermediary within this many days (0 = off)"
+        ),
     }
     evidence: ClassVar[dict[str, pl.DataType]] = {
+        "route": pl.String(),
+        "route_text": pl.String(),
+        "via_id": pl.String(),
+        "n_payers": pl.Int64(),
+        "member_ids": pl.List(pl.String()),
         "period_name": pl.String(),
         "period_days": pl.Float64(),
         "fitted_period_days": pl.Float64(),
         "gap_cv": pl.Float64(),
         "max_deviation_days": pl.Float64(),
         "missed_periods": pl.Int64(),
+        "extra_payments": pl.Int64(),
         "amount_median": pl.Float64(),
         "amount_min": pl.Float64(),
         "amount_max": pl.Float64(),
         "amount_cv": pl.Float64(),
+        "amount_trend_cv": pl.Float64(),
         "round_share": pl.Float64(),
         "cross_border": pl.Boolean(),
     }
 
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-        """Every payer->receiver series that keeps a schedule with small, stable amounts."""
+        """Every series that keeps a schedule with small, stable amounts."""
         min_count = int(params["min_count"])
-        cap = 3.0 * float(params["max_median_usd"])  # larger payments cannot be part of a small series
-        pair = [SENDER_KEY, RECEIVER_KEY]
-        countries = [c for c in (S.SENDER_COUNTRY, S.RECEIVER_COUNTRY) if c in txns.columns]
-        sub = (
-            txns.lazy()
-            .filter(pl.col(S.AMOUNT_USD) <= cap)
-            .select(*pair, S.TS, S.AMOUNT_USD, S.AMOUNT, S.TXN_ID, S.SENDER_ID, S.RECEIVER_ID, *countries)
-            .filter(pl.len().over(pair) >= min_count)
-            .sort(*pair, S.TS, S.TXN_ID)
-            .collect()
-        )
+        sub = _series(txns, params)
         if sub.height == 0:
             return self.empty()
-        starts = group_starts(sub.select(pair))
-        periods = np.array([PERIOD_DAYS[p] for p in params["periods"]], dtype=np.float64)
+        starts = group_starts(sub.select("_variant", "_k1", "_k2"))
+        periods = np.sort(np.array([PERIOD_DAYS[p] for p in params["periods"]], dtype=np.float64))[::-1].copy()
         t_days = np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy().astype(np.float64) / _DAY_US)
-        period, p_hat, cv, dev, missed = schedule_regularity(
+        period, p_hat, cv, dev, missed, _used_n, used = schedule_regularity(
             starts,
             t_days,
-            np.sort(periods)[::-1].copy(),
+            periods,
             np.int64(params["max_missed"]),
             np.float64(params["max_gap_cv"]),
             np.float64(params["max_period_error"]),
+            np.float64(params["jitter_days"]),
+            np.float64(params["max_extra_share"]),
         )
         sizes = np.diff(starts)
         gid = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
+        fits = pl.DataFrame(
+            {
+                "_gid": np.arange(sizes.shape[0], dtype=np.int64),
+                "_size": sizes.astype(np.int64),
+                "period_days": period,
+                "fitted_period_days": np.round(p_hat, 2),
+                "gap_cv": np.round(cv, 3),
+                "max_deviation_days": np.round(dev, 1),
+                "missed_periods": missed,
+            }
+        ).filter(pl.col("period_days") > 0)
+        kept = sub.with_columns(pl.Series("_gid", gid), pl.Series("_used", used)).filter(pl.col("_used"))
+        if kept.height == 0 or fits.height == 0:
+            return self.empty()
         amount = pl.col(S.AMOUNT_USD)
-        cross = (
-            (pl.col(S.SENDER_COUNTRY) != pl.col(S.RECEIVER_COUNTRY)).any()
-            if len(countries) == 2
-            else pl.lit(None, pl.Boolean)
-        )
+        t = pl.col(S.TS).dt.epoch("s").cast(pl.Float64) / 86_400.0
+        resid_var = (amount.var(ddof=0) - pl.cov(t, amount, ddof=0).pow(2) / t.var(ddof=0)).clip(0, None)
+        payers = pl.col("_payer")
         stats = (
-            sub.with_columns(pl.Series("_gid", gid))
-            .group_by("_gid", maintain_order=True)
+            kept.group_by("_gid")
             .agg(
-                pl.col(S.SENDER_ID).first().alias("subject_id"),
-                pl.col(S.RECEIVER_ID).first().alias("counterparty_id"),
+                pl.col("_variant").first(),
+                payers.mode().sort().first().alias("subject_id"),
+                pl.col("_receiver").first().alias("counterparty_id"),
+                pl.col("_via").drop_nulls().mode().sort().first().alias("via_id"),
+                payers.n_unique().cast(pl.Int64).alias("n_payers"),
+                payers.unique().sort().alias("member_ids"),
                 pl.col(S.TS).min().alias("window_start"),
                 pl.col(S.TS).max().alias("window_end"),
                 pl.len().cast(pl.Int64).alias("n_txns"),
                 amount.sum().alias("total_usd"),
-                pl.col(S.TXN_ID).sort().alias("txn_ids"),
+                pl.col("_txn_ids").explode().unique().sort().alias("txn_ids"),
                 amount.median().alias("amount_median"),
                 amount.min().alias("amount_min"),
                 amount.max().alias("amount_max"),
                 (amount.std(ddof=0) / amount.mean()).alias("amount_cv"),
-                ((pl.col(S.AMOUNT) % 100).abs() < 1e-9).mean().alias("round_share"),
-                cross.alias("cross_border"),
+                (resid_var.sqrt() / amount.mean()).fill_nan(0.0).alias("amount_trend_cv"),
+                pl.col("_round").mean().alias("round_share"),
+                pl.col("_cross").any().alias("cross_border"),
             )
+            .join(fits, on="_gid", how="inner")
         )
         names = {v: k for k, v in PERIOD_DAYS.items()}
+        variant_names = {v: k for k, v in _VARIANTS.items()}
         stats = stats.with_columns(
-            pl.Series("period_days", period),
-            pl.Series("fitted_period_days", p_hat).round(2),
-            pl.Series("gap_cv", cv).round(3),
-            pl.Series("max_deviation_days", dev).round(1),
-            pl.Series("missed_periods", missed),
+            pl.col("period_days").replace_strict(names, default=None, return_dtype=pl.String).alias("period_name"),
+            pl.col("_variant").replace_strict(variant_names, return_dtype=pl.String).alias("route"),
+            (pl.col("_size") - pl.col("n_txns")).alias("extra_payments"),
         ).with_columns(
-            pl.col("period_days").replace_strict(names, default=None, return_dtype=pl.String).alias("period_name")
+            pl.col("route").replace_strict(ROUTE_TEXT, return_dtype=pl.String).alias("route_text"),
         )
-        stable = (pl.col("amount_cv") <= params["max_amount_cv"]) | (pl.col("round_share") >= params["min_round_share"])
+        amount_ok = pl.min_horizontal("amount_cv", "amount_trend_cv") <= params["max_amount_cv"]
+        stable = amount_ok | (pl.col("round_share") >= params["min_round_share"])
         found = stats.filter(
-            (pl.col("period_days") > 0)
-            & (pl.col("n_txns") >= min_count)
+            (pl.col("n_txns") >= min_count)
             & (pl.col("amount_median") <= params["max_median_usd"])
             & stable
-        )
+            & ((pl.col("route") != "rotating") | (pl.col("n_payers") >= 2))
+        ).sort("_variant", "subject_id", "counterparty_id", "window_start")
         count_term = ((pl.col("n_txns") - min_count + 1) / 9).clip(0, 1)
         regular_term = (1 - pl.col("gap_cv") / params["max_gap_cv"]).clip(0, 1)
-        amount_term = (1 - pl.col("amount_cv") / params["max_amount_cv"]).clip(0, 1)
+        amount_term = (1 - pl.min_horizontal("amount_cv", "amount_trend_cv") / params["max_amount_cv"]).clip(0, 1)
         return found.select(
             pl.lit(None, pl.String).alias("rule_code"),
             "subject_id",
@@ -134,4 +280,4 @@ class RecurringPair(Detector):
             (0.4 * count_term + 0.3 * regular_term + 0.3 * amount_term).alias("strength"),
             "txn_ids",
             *self.evidence,
-        )
+        ).cast(self.evidence)  # type: ignore[arg-type]

@@ -1,0 +1,179 @@
+"""Kind `distinct_in_window`: one party dealing with many distinct others (or agents) in a short window.
+
+One kind covers fan-in / smurfing (a receiver, many senders), fan-out splitting (a sender, many
+receivers), official fan-in (an official, several payers), shared identifiers (a phone, several
+sender ids) and agent hopping (a sender, many agents). Rows are filtered by amount with Polars, the
+sliding distinct count runs in the Numba kernel `window_distinct` (rows in overlapping qualifying
+windows form one cluster), and a cluster is dropped when it has more distinct values than
+`max_distinct` (e.g. an agent's shop phone used for every customer).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.detectors.base import Detector, Param, group_starts
+from followmoney.kernels import window_distinct
+
+_US_PER_DAY = 86_400_000_000
+PHONE_KEY = "_phone_key"
+_PARTY_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "sender_phone": PHONE_KEY}
+_DISTINCT_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "agent": S.AGENT_ID}
+_WORDS = {"sender": "senders", "receiver": "receivers", "agent": "agents"}
+
+
+def phone_digits(column: str) -> pl.Expr:
+    """A cheap phone key: the last 9 digits (local and international formats of one number agree)."""
+    digits = pl.col(column).str.replace_all(r"\D", "")
+    return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-9)).otherwise(None)
+
+
+class DistinctInWindow(Detector):
+    """>= min_distinct distinct senders/receivers/agents (optionally <= max_distinct) for one party
+    within window_days, each transfer in [min_amount_usd, max_amount_usd), together >= min_total_usd."""
+
+    kind = "distinct_in_window"
+    summary = "one party dealing with many distinct others (or agents) within a short window"
+    params: ClassVar[dict[str, Param]] = {
+        "party": Param(str, "receiver", "whose transfers are grouped", ("sender", "receiver", "sender_phone")),
+        "distinct": Param(str, "sender", "what is counted", ("sender", "receiver", "agent")),
+        "window_days": Param(float, 7.0, "length of the sliding window in days"),
+        "min_distinct": Param(int, 5, "fewest distinct values in the window"),
+        "max_distinct": Param(int, 0, "most distinct values over the whole cluster (0 = no cap)"),
+        "min_distinct_share": Param(
+            float, 0.0, "distinct values per transfer in the cluster at least this (1 = a new one every time)"
+        ),
+        "min_amount_usd": Param(float, 0.0, "smallest transfer counted"),
+        "max_amount_usd": Param(float, 0.0, "transfers must stay under this (0 = no cap)"),
+        "min_total_usd": Param(float, 0.0, "the window's transfers must add up to this"),
+        "max_repeat_share": Param(
+            float, 1.0, "largest share of transfers to counterparties also paid outside the burst (1 = off)"
+        ),
+        "repeat_lookback_days": Param(float, 45.0, "how far before or after the burst another transfer makes a repeat"),
+    }
+    evidence: ClassVar[dict[str, pl.DataType]] = {
+        "party_kind": pl.String(),
+        "distinct_kind": pl.String(),
+        "n_distinct": pl.Int64(),
+        "member_ids": pl.List(pl.String()),
+        "n_agents": pl.Int64(),
+        "n_counterparties": pl.Int64(),
+        "amount_min": pl.Float64(),
+        "amount_max": pl.Float64(),
+        "span_days": pl.Float64(),
+        "repeat_share": pl.Float64(),
+    }
+
+    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+        """One candidate per cluster of qualifying windows."""
+        party_kind = str(params["party"])
+        distinct_kind = str(params["distinct"])
+        if party_kind == "sender_phone" and S.SENDER_PHONE not in txns.columns:
+            return self.empty()  # optional column absent: nothing to group by
+        party = _PARTY_COLUMN[party_kind]
+        counted = _DISTINCT_COLUMN[distinct_kind]
+        if party_kind == "sender_phone" and distinct_kind == "sender":
+            counted = S.SENDER_ID
+        other = S.RECEIVER_ID if party_kind in ("sender", "sender_phone") else S.SENDER_ID
+        window_us = round(float(params["window_days"]) * _US_PER_DAY)
+        frame = txns.lazy()
+        if party_kind == "sender_phone":
+            frame = frame.with_columns(phone_digits(S.SENDER_PHONE).alias(PHONE_KEY))
+        use_repeat = float(params["max_repeat_share"]) < 1.0
+        if use_repeat:
+            # A repeat: the same pair also dealt outside the burst (before or after) within the lookback,
+            # e.g. a payroll's workers are paid again next month; a one-off split is not.
+            pair = [party, counted]
+            ts = pl.col(S.TS)
+            before = (ts - ts.shift(1).over(pair, order_by=S.TS)).dt.total_microseconds()
+            after = (ts.shift(-1).over(pair, order_by=S.TS) - ts).dt.total_microseconds()
+            lookback = round(float(params["repeat_lookback_days"]) * _US_PER_DAY)
+            is_repeat = ((before > window_us) & (before <= lookback)).fill_null(False) | (
+                (after > window_us) & (after <= lookback)
+            ).fill_null(False)
+            frame = frame.with_columns(is_repeat.alias("_repeat"))
+        else:
+            frame = frame.with_columns(pl.lit(False).alias("_repeat"))
+        amount = pl.col(S.AMOUNT_USD)
+        keep = (amount >= float(params["min_amount_usd"])) & pl.col(party).is_not_null() & pl.col(counted).is_not_null()
+        if float(params["max_amount_usd"]) > 0:
+            keep = keep & (amount < float(params["max_amount_usd"]))
+        sub = (
+            frame.filter(keep)
+            .select(
+                *dict.fromkeys([party, counted, other, S.TS, S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, S.SENDER_ID]),
+                "_repeat",
+            )
+            .filter(pl.col(counted).n_unique().over(party) >= int(params["min_distinct"]))
+            .sort(party, S.TS, S.TXN_ID)
+            .with_columns(pl.col(counted).rank("dense").cast(pl.Int64).sub(1).alias("_code"))
+            .collect()
+        )
+        if sub.height == 0:
+            return self.empty()
+        starts = group_starts(sub.select(party))
+        cluster = window_distinct(
+            starts,
+            np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy()),
+            np.ascontiguousarray(sub["_code"].to_numpy()),
+            np.ascontiguousarray(sub[S.AMOUNT_USD].to_numpy()),
+            np.int64(window_us),
+            np.int64(params["min_distinct"]),
+            np.float64(params["min_total_usd"]),
+        )
+        hits = sub.with_columns(pl.Series("_cluster", cluster)).filter(pl.col("_cluster") >= 0)
+        if hits.height == 0:
+            return self.empty()
+        subject = pl.col(S.SENDER_ID).mode().sort().first() if party_kind == "sender_phone" else pl.col(party).first()
+        single_other = pl.col(other).n_unique() == 1
+        out = hits.group_by("_cluster", maintain_order=True).agg(
+            subject.alias("subject_id"),
+            pl.when(single_other).then(pl.col(other).first()).otherwise(None).alias("counterparty_id"),
+            pl.col(S.TS).min().alias("window_start"),
+            pl.col(S.TS).max().alias("window_end"),
+            pl.len().cast(pl.Int64).alias("n_txns"),
+            pl.col(S.AMOUNT_USD).sum().alias("total_usd"),
+            pl.col(S.TXN_ID).sort().alias("txn_ids"),
+            pl.col(counted).n_unique().cast(pl.Int64).alias("n_distinct"),
+            (pl.col(counted) if distinct_kind != "agent" else pl.col(other)).unique().sort().alias("member_ids"),
+            pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Int64).alias("n_agents"),
+            pl.col(other).n_unique().cast(pl.Int64).alias("n_counterparties"),
+            pl.col(S.AMOUNT_USD).min().alias("amount_min"),
+            pl.col(S.AMOUNT_USD).max().alias("amount_max"),
+            pl.col("_repeat").mean().alias("repeat_share"),
+        )
+        cap = int(params["max_distinct"])
+        if cap > 0:
+            out = out.filter(pl.col("n_distinct") <= cap)
+        out = out.filter(
+            (pl.col("repeat_share") <= float(params["max_repeat_share"]))
+            & (pl.col("n_distinct") >= float(params["min_distinct_share"]) * pl.col("n_txns"))
+        )
+        min_distinct = int(params["min_distinct"])
+        distinct_term = ((pl.col("n_distinct") - min_distinct + 1) / max(min_distinct, 1)).clip(0, 1)
+        count_term = (pl.col("n_txns") / (2 * max(min_distinct, 1))).clip(0, 1)
+        return out.select(
+            pl.lit(None, pl.String).alias("rule_code"),
+            "subject_id",
+            "counterparty_id",
+            "window_start",
+            "window_end",
+            "n_txns",
+            "total_usd",
+            (0.6 * distinct_term + 0.4 * count_term).alias("strength"),
+            "txn_ids",
+            pl.lit(party_kind).alias("party_kind"),
+            pl.lit(_WORDS[distinct_kind]).alias("distinct_kind"),
+            "n_distinct",
+            "member_ids",
+            "n_agents",
+            "n_counterparties",
+            "amount_min",
+            "amount_max",
+            ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 86_400).round(1).alias("span_days"),
+            pl.col("repeat_share").round(2),
+        )
