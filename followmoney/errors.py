@@ -49,3 +49,7 @@ class OutputError(FollowMoneyError):
 
 class ConfigError(FollowMoneyError):
     """A configuration file or option value is invalid."""
+
+
+class ResourceError(FollowMoneyError):
+    """The scan would need more memory (or another resource) than the machine can give it."""

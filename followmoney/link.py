@@ -28,6 +28,7 @@ from followmoney.matching import (
     HONORIFICS,
     MATCH_SCHEMA,
     MatchSettings,
+    name_counts_from,
     name_key,
     phone_key,
 )
@@ -98,14 +99,20 @@ def link_parties(
     entries: pl.DataFrame,
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
+    name_counts: pl.DataFrame | None = None,
 ) -> LinkResult:
-    """Resolve the profiled parties, match them to the lists, and find their paths to network members."""
+    """Resolve the profiled parties, match them to the lists, and find their paths to network members.
+
+    `name_counts` (parties.name_frequencies) says how common each name is in the whole input;
+    without it names are counted among the profiles.
+    """
     settings = settings or LinkSettings()
     resolved = resolve_parties(
         profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
     )
     pooled = resolved_profiles(profiles, resolved)
-    by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True)
+    counts = name_counts if name_counts is not None else name_counts_from(profiles)
+    by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
     # Every raw id of a resolved party carries the party's matches.
     matches = (
         resolved.select("party_id", "resolved_id")

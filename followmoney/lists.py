@@ -22,6 +22,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.errors import InputError
+from followmoney.read import csv_problem_line, first_invalid_utf8
 
 LIST_ENTRY_SCHEMA: dict[str, pl.DataType] = {
     "list_kind": pl.String(),
@@ -36,46 +37,58 @@ LIST_ENTRY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _broken_csv_line(path: Path) -> int | None:
-    """The line where Python's csv module first fails on the file (error path only)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh, strict=True)
-            width = None
-            for row in reader:
-                if width is None:
-                    width = len(row)
-                elif row and len(row) != width:
-                    return reader.line_num
-    except csv.Error:
-        return reader.line_num
-    except UnicodeDecodeError:
-        return None
-    return None
+def _broken_csv_line(path: Path) -> tuple[int, str] | None:
+    """(line, problem) of the first record with broken quoting or a wrong field count (error path only)."""
+    return csv_problem_line(path)
+
+
+def _record_lines(path: Path) -> list[int]:
+    """The 1-based line on which each non-blank data record starts (error path only; records may span lines)."""
+    starts = []
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        start = 1
+        for index, row in enumerate(reader):
+            if index and any(field.strip() for field in row):
+                starts.append(start)
+            start = reader.line_num + 1
+    return starts
 
 
 def _read_list_csv(path: Path, required: tuple[str, ...], what: str) -> pl.DataFrame:
+    """A list CSV as text columns; stops naming the file and line on anything it cannot read whole."""
     label = str(path)
     if not path.is_file():
         raise InputError(f"{what} file not found", file=label)
+    if path.stat().st_size == 0:
+        raise InputError(f"the {what} file is empty (0 bytes)", file=label)
+    bad_utf8 = first_invalid_utf8(path)
+    if bad_utf8 is not None:
+        raise InputError(
+            f"bytes that are not UTF-8 in the {what} list; save it as UTF-8", file=f"{label} line {bad_utf8[0]}"
+        )
     try:
         frame = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=True)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        line = _broken_csv_line(path)
-        where = f"{label} line {line}" if line else label
-        raise InputError(f"unreadable {what} CSV ({' '.join(str(exc).split())[:150]})", file=where) from None
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+        found = _broken_csv_line(path)
+        if found is not None:
+            raise InputError(f"malformed {what} CSV: {found[1]}", file=f"{label} line {found[0]}") from None
+        raise InputError(f"unreadable {what} CSV ({' '.join(str(exc).split())[:150]})", file=label) from None
     frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise InputError(f"{what} list lacks required column(s): {', '.join(missing)}", file=label)
-    line = _broken_csv_line(path)
-    if line is not None:
-        raise InputError(f"broken quoting or a ragged row in the {what} list", file=f"{label} line {line}")
-    blank = frame.with_row_index("_line", offset=2).filter(
+    found = _broken_csv_line(path)
+    if found is not None:
+        raise InputError(f"malformed {what} list: {found[1]}", file=f"{label} line {found[0]}")
+    # Blank lines read as all-null rows: drop them, they are not entries.
+    frame = frame.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
+    blank = frame.with_row_index("_index").filter(
         pl.any_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in required])
     )
     if blank.height:
-        raise InputError(f"{what} list row without {' or '.join(required)}", file=f"{label} line {blank['_line'][0]}")
+        line = _record_lines(path)[int(blank["_index"][0])]
+        raise InputError(f"{what} list row without {' or '.join(required)}", file=f"{label} line {line}")
     return frame
 
 

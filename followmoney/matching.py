@@ -20,7 +20,8 @@ How a party (names, countries, phones) is compared with a list entry:
   score is multiplied by 0.8 unless the names are equal after normalising (a fuzzy name alone is
   what namesakes look like, so it is only "possible" at the default threshold), by 0.75 when the
   countries differ (0.93 when either side has none) and by 0.75 when both sides have phones and
-  none agree. So a namesake abroad with another phone (a common name, different phone and country)
+  none agree, and by 0.8 when the name is common (more than `max_name_share` parties in the data
+  use it). So a namesake abroad with another phone (a common name, different phone and country)
   scores at most 0.56 and is never matched.
 - A pair at or above `threshold` is a match; between `review_floor` and `threshold` it is reported
   as "possible" (shown for review, never used for scoring). Each keeps a plain reason, e.g.
@@ -35,7 +36,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
-import numpy as np
 import phonenumbers
 import polars as pl
 from anyascii import anyascii
@@ -68,15 +68,10 @@ HONORIFICS = frozenset(
         "sgt",
         "cpl",
         "police",
-        "u",
-        "daw",
-        "ko",
-        "ma",
     ]
 )
-# Burmese titles that are also ordinary name parts ("Ko Ko Aung"): dropped only while two tokens remain.
-_TITLE_ONLY = frozenset(["u", "daw", "ko", "ma"])
-_ALWAYS_TITLE = HONORIFICS - _TITLE_ONLY
+# Burmese "U", "Daw", "Ko", "Ma" are kept: they are titles but also name parts ("Ko Ko Aung", "Phyo Htet
+# Ko"); as tokens are compared in any order, "Ko Aung Thida" still equals "AUNG THIDA KO".
 # Particles that carry little identity (Vietnamese middle names, Arabic/Malay links): not used for blocking.
 PARTICLES = frozenset(
     [
@@ -130,19 +125,15 @@ class MatchSettings:
     max_block: int = 200  # a blocking key shared by more list names than this is too common to use
     max_rare_token: int = 25  # a single-token key is used only when at most this many list names have it
     max_phone_share: int = 5  # a phone used by more parties than this (an agent's) is weak evidence
+    max_name_share: int = 2  # a name used by more parties than this is common: alone, only "possible"
+    chunk_parties: int = 200_000  # parties matched at once (bounds memory; phone sharing is counted per slice)
 
 
 @lru_cache(maxsize=2_000_000)
 def name_tokens(name: str) -> tuple[str, ...]:
     """A name as Latin tokens in written order: romanised, case-folded, punctuation and honorifics removed."""
     tokens = _TOKEN.findall(anyascii(name).lower())
-    out = [t for t in tokens if t not in _ALWAYS_TITLE]
-    # Title-like words ("Ko", "Daw") are dropped, wherever word order put them, while two tokens remain.
-    for title in [t for t in out if t in _TITLE_ONLY]:
-        if len(out) <= 2:
-            break
-        out.remove(title)
-    return tuple(out)
+    return tuple(t for t in tokens if t not in HONORIFICS)
 
 
 def name_key(name: str) -> str:
@@ -169,6 +160,26 @@ def block_keys(key: str) -> list[str]:
         keys += [f"P:{a} {b}" for a, b in combinations(skels[:6], 2)]
     keys += [f"T:{s}" for s in skels]
     return keys
+
+
+def phone_keys(phone: str, country: str | None, regions: tuple[str, ...] = ()) -> list[str]:
+    """Every E.164 reading of a phone: the party's country's when the number is valid there; else each of
+    `regions` where it is valid (a migrant's home-country phone written in local format); else `phone_key`."""
+    if not phone.strip().startswith("+") and len(re.sub(r"\D", "", phone)) >= 6:
+        readings = []
+        for region in dict.fromkeys([country, *regions]):
+            try:
+                parsed = phonenumbers.parse(phone, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(parsed):
+                readings.append(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+                if region == country:
+                    break
+        if readings:
+            return sorted(set(readings))
+    key = phone_key(phone, country)
+    return [key] if key else []
 
 
 @lru_cache(maxsize=2_000_000)
@@ -199,7 +210,7 @@ def prepare_names(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
     return exploded.join(keys, on="raw_name", how="left").filter(pl.col("name_key") != "")
 
 
-def prepare_phones(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
+def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, ...] = ()) -> pl.DataFrame:
     """Explode `phones` into unique (ids..., phone_key) using each row's first country for local formats.
 
     Numbers written internationally (`+`/`00` then digits) are already E.164 once the formatting is
@@ -226,9 +237,9 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
     local = exploded.filter(pl.col("phone_key").is_null()).select("raw_phone", "cc").unique()
     keyed = local.with_columns(
         pl.struct("raw_phone", "cc")
-        .map_elements(lambda r: phone_key(r["raw_phone"], r["cc"]), return_dtype=pl.String)
+        .map_elements(lambda r: phone_keys(r["raw_phone"], r["cc"], regions), return_dtype=pl.List(pl.String))
         .alias("local_key")
-    )
+    ).explode("local_key")
     out = exploded.join(keyed, on=["raw_phone", "cc"], how="left", nulls_equal=True).select(
         *id_cols, pl.coalesce("phone_key", "local_key").alias("phone_key")
     )
@@ -242,32 +253,34 @@ def name_similarity(pairs: pl.DataFrame) -> pl.Series:
     indexed = pairs.select("key_a", "key_b").with_row_index("pair")
 
     def tokens(col: str, tok: str, pos: str) -> pl.DataFrame:
-        return (
-            indexed.select("pair", pl.col(col).str.split(" ").alias(tok))
-            .explode(tok)
-            .with_columns(pl.int_range(pl.len()).over("pair").alias(pos))
-        )
+        split = pl.col(col).str.split(" ")
+        return indexed.select("pair", split.alias(tok), pl.int_ranges(0, split.list.len()).alias(pos)).explode(tok, pos)
 
     ta, tb = tokens("key_a", "tok_a", "pos_a"), tokens("key_b", "tok_b", "pos_b")
     cross = ta.join(tb, on="pair")
-    distinct = cross.select("tok_a", "tok_b").unique()
+    distinct = cross.select("tok_a", "tok_b")  # scoring every token pair is cheaper than deduplicating
     jw = process.cpdist(
         distinct["tok_a"].to_list(),
         distinct["tok_b"].to_list(),
         scorer=JaroWinkler.normalized_similarity,
         workers=-1,
     )
-    skel = {t: skeleton(t) for t in set(distinct["tok_a"].to_list()) | set(distinct["tok_b"].to_list())}
-    same_skel = np.fromiter(
-        (
-            skel[a] == skel[b] and len(skel[a]) >= 2
-            for a, b in zip(distinct["tok_a"].to_list(), distinct["tok_b"].to_list(), strict=True)
-        ),
-        dtype=bool,
-        count=distinct.height,
+    tokens_all = pl.concat([distinct["tok_a"], distinct["tok_b"]]).unique().to_frame("tok")
+    skel = tokens_all.with_columns(pl.col("tok").map_elements(skeleton, return_dtype=pl.String).alias("sk"))
+    distinct = (
+        distinct.with_columns(pl.Series("jw", jw))
+        .join(skel.rename({"tok": "tok_a", "sk": "sk_a"}), on="tok_a", how="left")
+        .join(skel.rename({"tok": "tok_b", "sk": "sk_b"}), on="tok_b", how="left")
+        .select(
+            "tok_a",
+            "tok_b",
+            pl.when((pl.col("sk_a") == pl.col("sk_b")) & (pl.col("sk_a").str.len_chars() >= 2))
+            .then(pl.max_horizontal("jw", pl.lit(0.9)))
+            .otherwise(pl.col("jw"))
+            .alias("sim"),
+        )
     )
-    distinct = distinct.with_columns(pl.Series("sim", np.maximum(jw, np.where(same_skel, 0.9, 0.0))))
-    cross = cross.join(distinct, on=["tok_a", "tok_b"], how="left")
+    cross = cross.with_columns(distinct["sim"])
     best_a = (
         cross.group_by("pair", "pos_a")
         .agg(pl.col("sim").max())
@@ -370,16 +383,51 @@ def _name_pairs(p_names: pl.DataFrame, e_names: pl.DataFrame, settings: MatchSet
     )
 
 
+def approx_name_key(name: pl.Expr) -> pl.Expr:
+    """A vectorised stand-in for `name_key` (lower-case Latin tokens, sorted) to count names over a whole dump."""
+    return (
+        name.str.to_lowercase()
+        .str.replace_all(r"[^a-z0-9]+", " ")
+        .str.strip_chars()
+        .str.split(" ")
+        .list.sort()
+        .list.join(" ")
+    )
+
+
+def name_counts_from(profiles: pl.DataFrame) -> pl.DataFrame:
+    """How many distinct parties use each name (by `approx_name_key`) among the given profiles."""
+    return (
+        profiles.select("party_id", pl.col("names").alias("n"))
+        .explode("n")
+        .drop_nulls("n")
+        .select("party_id", approx_name_key(pl.col("n")).alias("approx_key"))
+        .group_by("approx_key")
+        .agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))
+    )
+
+
 def score_candidates(
-    profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    settings: MatchSettings | None = None,
+    name_counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Every blocked (party, entry) pair with name score, phone and country evidence, confidence and basis."""
+    """Every blocked (party, entry) pair with name score, phone and country evidence, confidence and basis.
+
+    `name_counts` (approx_key, name_parties) says how many parties of the whole data use a name; a
+    name used by more than `settings.max_name_share` parties is common, and alone only "possible".
+    Without it, names are counted among `profiles`.
+    """
     settings = settings or MatchSettings()
+    name_counts = name_counts if name_counts is not None else name_counts_from(profiles)
     ekeys = ["list_kind", "list_id"]
     p_names = prepare_names(profiles, ["party_id"])
     e_names = prepare_names(entries, ekeys)
-    p_phones = prepare_phones(profiles, ["party_id"])
-    e_phones = prepare_phones(entries, ekeys)
+    # Local-format phones may belong to any country the lists know (a migrant's home number).
+    regions = tuple(sorted(set(entries["countries"].explode().drop_nulls().to_list())))
+    p_phones = prepare_phones(profiles, ["party_id"], regions)
+    e_phones = prepare_phones(entries, ekeys, regions)
     share = p_phones.group_by("phone_key").agg(pl.col("party_id").n_unique().alias("share"))
     by_phone = (
         p_phones.join(e_phones, on="phone_key")
@@ -407,6 +455,9 @@ def score_candidates(
         .group_by("party_id", *ekeys, maintain_order=True)
         .first()
         .select("party_id", *ekeys, "name_score", "party_name", "matched_name")
+        .with_columns(approx_name_key(pl.col("party_name")).alias("approx_key"))
+        .join(name_counts, on="approx_key", how="left")
+        .drop("approx_key")
     )
     keys = ["party_id", *ekeys]
     # Name-only pairs below the review floor can never be reported: drop them before the joins.
@@ -436,10 +487,13 @@ def score_candidates(
         .otherwise(pl.lit("different"))
     )
     name = pl.col("name_score").fill_null(0.0)
+    common = pl.col("name_parties").fill_null(1) > settings.max_name_share
     by_name = (
         name
         # A fuzzy name (not the same after normalising) is common among namesakes: alone it is only "possible".
         * pl.when(name >= 1.0).then(1.0).otherwise(FUZZY_NAME_ONLY)
+        # A name many parties use says little about which of them is the listed person.
+        * pl.when(common).then(FUZZY_NAME_ONLY).otherwise(1.0)
         * pl.when(country == "same").then(1.0).when(country == "unknown").then(0.93).otherwise(0.75)
         * pl.when(phone_conflict).then(0.75).otherwise(1.0)
     )
@@ -462,20 +516,23 @@ def score_candidates(
     ).drop("p_has_phone", "e_has_phone", "p_countries", "e_countries", "phone_strong")
 
 
-def _basis(frame: pl.DataFrame) -> pl.Series:
+def _basis(frame: pl.DataFrame, max_share: int) -> pl.Series:
     """The plain reason of each scored pair: `name 0.94 (token order), same phone, same country`."""
     out = []
-    for party_name, matched, score, phone, country in zip(
+    for party_name, matched, score, phone, country, share in zip(
         frame["party_name"].to_list(),
         frame["matched_name"].to_list(),
         frame["name_score"].to_list(),
         frame["phone"].to_list(),
         frame["country"].to_list(),
+        frame["name_parties"].to_list(),
         strict=True,
     ):
         parts = []
         if party_name is not None and matched is not None and score is not None:
             parts.append(explain_name(party_name, matched, score))
+            if share is not None and share > max_share:
+                parts.append(f"a common name ({share} parties use it)")
         if phone:
             parts.append(phone)
         if country in ("same", "different"):
@@ -490,12 +547,27 @@ def match_parties(
     settings: MatchSettings | None = None,
     *,
     include_possible: bool = False,
+    name_counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Best list entry per (party, list kind) at or above the threshold (and the review floor if asked)."""
     settings = settings or MatchSettings()
     if profiles.height == 0 or entries.height == 0:
         return pl.DataFrame(schema=MATCH_SCHEMA)
-    scored = score_candidates(profiles, entries, settings)
+    if profiles.height > settings.chunk_parties:
+        # Parties are independent: match them in slices so memory stays bounded.
+        counts = name_counts if name_counts is not None else name_counts_from(profiles)
+        parts = [
+            match_parties(
+                profiles.slice(i, settings.chunk_parties),
+                entries,
+                settings,
+                include_possible=include_possible,
+                name_counts=counts,
+            )
+            for i in range(0, profiles.height, settings.chunk_parties)
+        ]
+        return pl.concat(parts).sort(["party_id", "list_kind"])
+    scored = score_candidates(profiles, entries, settings, name_counts)
     floor = settings.review_floor if include_possible else settings.threshold
     best = (
         scored.filter(pl.col("confidence") >= floor)
@@ -504,7 +576,7 @@ def match_parties(
         .first()
     )
     best = best.with_columns(
-        _basis(best),
+        _basis(best, settings.max_name_share),
         pl.when(pl.col("confidence") >= settings.threshold)
         .then(pl.lit("match"))
         .otherwise(pl.lit("possible"))

@@ -138,15 +138,25 @@ def _parse_ts(frame: pl.DataFrame, label: str, assume_tz: str | None) -> pl.Data
             .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
             .dt.convert_time_zone(S.UTC)
         )
-    # Text: ISO 8601 with 'T' or ' ', with or without offset/Z.
+    # Text: ISO 8601 with 'T' or ' ', with or without offset/Z/UTC; anything else is unparsable.
     text = (
         col.str.strip_chars()
         .str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
-        .str.replace(r"(?i)z$", "+00:00")
+        .str.replace(r"(?i)\s*(?:z|utc|gmt)$", "+00:00")
         .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "${1}")
+        .str.replace(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?[+-]\d{2})$", "${1}:00")  # +07 -> +07:00
     )
     frame = frame.with_columns(text.alias("_ts_text"))
     t = pl.col("_ts_text")
+    epoch = frame.filter(t.str.contains(r"^[+-]?\d{9,}(?:\.\d*)?$"))
+    if epoch.height:
+        raise InputError(
+            f"'{epoch[S.TS][0]}' looks like an integer timestamp, which is ambiguous (seconds? milliseconds?); "
+            "export ISO 8601 with a UTC offset",
+            file=label,
+            column=S.TS,
+            row=int(epoch[S.SOURCE_ROW][0]),
+        )
     zoned = t.str.contains(_ZONED)
     naive = t.str.contains(_NAIVE)
     kinds = frame.select(
@@ -183,7 +193,6 @@ def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
     frame = frame.with_columns(cur.alias(S.CURRENCY))
     if S.AMOUNT_USD not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias(S.AMOUNT_USD))
-    frame = frame.with_columns(pl.col(S.AMOUNT_USD).is_not_null().alias("_usd_given"))
     is_usd = pl.col(S.CURRENCY) == "USD"
     derived: pl.Expr = pl.when(is_usd).then(pl.col(S.AMOUNT))
     if fx is not None:
@@ -202,8 +211,8 @@ def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
     return frame.drop("usd_per_unit", strict=False)
 
 
-def _reasons(now: dt.datetime, max_amount_usd: float) -> pl.Expr:
-    """One expression giving the `; `-joined quarantine reasons of a row (null when clean)."""
+def _reasons(now: dt.datetime, max_amount_usd: float) -> list[tuple[pl.Expr, pl.Expr | str]]:
+    """Every quarantine check: (condition, reason text) pairs, in the order reasons are joined."""
 
     def blank(name: str) -> pl.Expr:
         c = pl.col(name)
@@ -231,17 +240,31 @@ def _reasons(now: dt.datetime, max_amount_usd: float) -> pl.Expr:
             pl.format("no FX rate for currency {}", pl.col(S.CURRENCY)),
         ),
         (
-            pl.col("_usd_given") & amount.is_finite() & (amount > 0) & (~usd.is_finite() | (usd <= 0)),
+            amount.is_finite() & (amount > 0) & usd.is_not_null() & (~usd.is_finite() | (usd <= 0)),
             "invalid amount_usd",
         ),
         (usd.is_finite() & (usd > max_amount_usd), f"amount_usd above {max_amount_usd:,.0f}"),
     ]
+    return checks
+
+
+def _with_reasons(frame: pl.DataFrame, now: dt.datetime, max_amount_usd: float) -> pl.DataFrame:
+    """Add `reason`: the `; `-joined quarantine reasons of each row (null when clean).
+
+    Cheap boolean checks run on every row; the reason text (list building, slow per row) is made
+    only for the few rows that fail one, then joined back by row number."""
+    checks = _reasons(now, max_amount_usd)
+    faults = [cond.fill_null(False) for cond, _ in checks]
+    flagged = frame.with_columns(pl.any_horizontal(faults).alias("_bad"))
+    bad = flagged.filter(pl.col("_bad"))
+    if bad.height == 0:
+        return flagged.drop("_bad").with_columns(pl.lit(None, pl.String).alias(S.REASON))
     parts = [
-        pl.when(cond.fill_null(False)).then(reason if isinstance(reason, pl.Expr) else pl.lit(reason))
-        for cond, reason in checks
+        pl.when(cond).then(reason if isinstance(reason, pl.Expr) else pl.lit(reason))
+        for cond, (_, reason) in zip(faults, checks, strict=True)
     ]
-    joined = pl.concat_list(parts).list.drop_nulls().list.join("; ")
-    return pl.when(joined == "").then(None).otherwise(joined)
+    texts = bad.select(S.SOURCE_ROW, pl.concat_list(parts).list.drop_nulls().list.join("; ").alias(S.REASON))
+    return flagged.drop("_bad").join(texts, on=S.SOURCE_ROW, how="left", maintain_order="left")
 
 
 def normalise_file(
@@ -262,8 +285,8 @@ def normalise_file(
     else:
         frame = _parse_ts(frame, label, assume_tz).with_columns(pl.col(S.TS).is_not_null().alias("_ts_given"))
     frame = _amount_usd(frame, fx)
-    frame = frame.with_columns(_reasons(now, max_amount_usd).alias(S.REASON))
-    return frame.drop("_ts_given", "_usd_given")
+    frame = _with_reasons(frame, now, max_amount_usd)
+    return frame.drop("_ts_given")
 
 
 def mark_duplicates(frame: pl.DataFrame) -> pl.DataFrame:

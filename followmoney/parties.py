@@ -170,3 +170,77 @@ def resolved_profiles(profiles: pl.DataFrame, resolved: pl.DataFrame) -> pl.Data
         .cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
         .sort("party_id")
     )
+
+
+def phone_sharers(files: list[InputFile], options: ReadOptions, phones: pl.Series, max_share: int = 5) -> pl.Series:
+    """Every party id (sender or receiver) that used one of `phones` (compared on their last 8 digits).
+
+    One scan of the phone columns; a phone used by more than `max_share` ids (an agent's, a shop's)
+    is skipped. These ids are only candidates: `resolve_parties` decides who is the same person.
+    """
+
+    def tail(expr: pl.Expr) -> pl.Expr:
+        return expr.cast(pl.String).str.replace_all(r"\D", "").str.slice(-8)
+
+    wanted = (
+        phones.drop_nulls().to_frame("p").select(tail(pl.col("p")).alias("t")).filter(pl.col("t").str.len_chars() == 8)
+    )
+    if wanted.height == 0:
+        return pl.Series("party_id", [], pl.String)
+    keys = wanted["t"].unique().implode()
+    parts = []
+    for info in files:
+        present = set(info.columns)
+        lf = scan_file(info, options)
+        for id_col, phone_col in ((S.SENDER_ID, S.SENDER_PHONE), (S.RECEIVER_ID, S.RECEIVER_PHONE)):
+            if phone_col in present:
+                parts.append(
+                    lf.select(pl.col(id_col).cast(pl.String).alias("party_id"), tail(pl.col(phone_col)).alias("t"))
+                    .filter(pl.col("t").is_in(keys))
+                    .unique()
+                )
+    if not parts:
+        return pl.Series("party_id", [], pl.String)
+    try:
+        rows = pl.concat(parts).unique().collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"could not re-read party phones ({' '.join(str(exc).split())[:150]})") from None
+    shared = rows.group_by("t").agg(pl.col("party_id").n_unique().alias("n")).filter(pl.col("n") <= max_share)
+    return rows.join(shared, on="t", how="semi")["party_id"].unique().sort()
+
+
+def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.DataFrame) -> pl.DataFrame:
+    """How many distinct party ids of the whole input use each name of `profiles` (approx_key, name_parties).
+
+    One scan of the id and name columns, vectorised (`matching.approx_name_key`), kept only for the
+    names the profiled parties use. A name many customers share is weak evidence of identity.
+    """
+    from followmoney.matching import approx_name_key
+
+    wanted = (
+        profiles.select(pl.col("names").explode().drop_nulls().alias("n"))
+        .select(approx_name_key(pl.col("n")).alias("approx_key"))
+        .unique()
+    )
+    empty = pl.DataFrame(schema={"approx_key": pl.String, "name_parties": pl.Int64})
+    if wanted.height == 0:
+        return empty
+    keys = wanted["approx_key"].implode()
+    parts = []
+    for info in files:
+        lf = scan_file(info, options)
+        for id_col, name_col in ((S.SENDER_ID, S.SENDER_NAME), (S.RECEIVER_ID, S.RECEIVER_NAME)):
+            if name_col in set(info.columns):
+                parts.append(
+                    lf.select(
+                        pl.col(id_col).cast(pl.String).alias("party_id"),
+                        approx_name_key(pl.col(name_col).cast(pl.String)).alias("approx_key"),
+                    ).filter(pl.col("approx_key").is_in(keys))
+                )
+    if not parts:
+        return empty
+    try:
+        rows = pl.concat(parts).unique().collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"could not re-read party names ({' '.join(str(exc).split())[:150]})") from None
+    return rows.group_by("approx_key").agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))

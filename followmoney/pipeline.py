@@ -32,7 +32,7 @@ from followmoney.normalise import (
     normalise_file,
     party_keys,
 )
-from followmoney.parties import party_profiles
+from followmoney.parties import name_frequencies, party_profiles, phone_sharers
 from followmoney.read import InputFile, file_sha256, inspect_files, load_columns, load_rows, resolve_inputs
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
@@ -227,15 +227,47 @@ def link_candidates(
     rules: list[Rule],
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
+    name_counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Resolve and match the profiled parties, follow the graph to networks, attach it, apply requirements.
 
     `graph` is the transfer neighbourhood of the candidate parties (graph.neighbourhood); without it
     only direct list membership links a party to a network. Requirements see confirmed matches only.
     """
-    result = link_parties(profiles, entries, graph, settings)
+    result = link_parties(profiles, entries, graph, settings, name_counts)
     linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
     return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"))
+
+
+def link_inputs(
+    files: list[InputFile],
+    config: ScanConfig,
+    clean: pl.DataFrame,
+    candidates: pl.DataFrame,
+    entries: pl.DataFrame,
+    settings: LinkSettings | None = None,
+) -> tuple[Neighbourhood | None, pl.DataFrame, pl.DataFrame, LinkSettings]:
+    """What linking needs beyond the candidates: the transfer graph around them and party profiles.
+
+    Seeds are the candidate parties plus every id that used one of their phones (possibly the same
+    person under another id; resolution decides). The graph is built only when a networks list is
+    given; profiles are read for the seeds and every party of the graph, and how many parties of
+    the whole input use each of their names (a common name alone is weak evidence).
+    """
+    settings = settings or LinkSettings()
+    seeds = candidate_party_ids(candidates)
+    seed_profiles = party_profiles(files, config.read, seeds)
+    sharers = phone_sharers(
+        files, config.read, seed_profiles["phones"].explode().drop_nulls(), settings.match.max_phone_share
+    )
+    seeds = pl.concat([seeds, sharers]).unique().sort()
+    graph = None
+    profiled = seeds
+    if entries.filter(pl.col("list_kind") == "network").height:
+        graph = neighbourhood(clean, seeds, settings.graph)
+        profiled = pl.concat([seeds, graph.edges["sender_id"], graph.edges["receiver_id"]]).unique().sort()
+    profiles = party_profiles(files, config.read, profiled)
+    return graph, profiles, name_frequencies(files, config.read, profiles), settings
 
 
 def candidate_party_ids(candidates: pl.DataFrame) -> pl.Series:
@@ -276,19 +308,8 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     with timer("detect"), progress.stage("running rules", total=len(rules)) as advance:
         candidates = detect(clean, rules, advance)
     with timer("link"), progress.stage("linking parties to lists"):
-        party_ids = candidate_party_ids(candidates)
-        link_settings = LinkSettings()
-        # The transfer graph around candidate parties (issue 4): only needed when a networks list is given.
-        graph = (
-            neighbourhood(clean, party_ids, link_settings.graph)
-            if entries.filter(pl.col("list_kind") == "network").height
-            else None
-        )
-        profiled = party_ids
-        if graph is not None:
-            profiled = pl.concat([party_ids, graph.edges["sender_id"], graph.edges["receiver_id"]])
-        profiles = party_profiles(files, config.read, profiled.unique().sort())
-        linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings)
+        graph, profiles, name_counts, link_settings = link_inputs(files, config, clean, candidates, entries)
+        linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
     with timer("score"):
         scored = score_alerts(linked, {r.code: r for r in rules})
         alerts = scored.filter(pl.col("score") >= config.min_score)

@@ -102,31 +102,17 @@ def network_world(tmp_path: Path) -> dict[str, Path]:
     rows += [txn("M1", "C_PAYER", "C_MID", T0 + dt.timedelta(days=2), 700.0)]
     rows += [txn("M2", "C_MID", "C_MEMBER", T0 + dt.timedelta(days=3), 650.0, **member)]
     # Planted, 1 hop through a second id of the same person: C_PAYER3 pays an official weekly; under the id
-    # C_PAYER3B (same phone, close name) that person once paid the official and also pays the listed member.
+    # C_PAYER3B (same phone, close name; no transfer links the two ids) that person pays the listed member.
     same = {"sender_name": "Kittipong Saelim", "sender_phone": "+66 86 555 1212"}
     rows += weekly("B", "C_PAYER3", "C_OFF2", 8, 120.0, receiver_name="Prasert Chaiyaporn", **same)
-    rows += [
-        txn(
-            "B1",
-            "C_PAYER3B",
-            "C_OFF2",
-            T0 + dt.timedelta(days=60),
-            120.0,
-            receiver_name="Prasert Chaiyaporn",
-            sender_name="KITTIPONG SAE-LIM",
-            sender_phone="086-555-1212",
-        ),
-        txn(
-            "B2",
-            "C_PAYER3B",
-            "C_MEMBER",
-            T0 + dt.timedelta(days=61),
-            300.0,
-            sender_name="Kittipong Saelim",
-            sender_phone="0865551212",
-            **member,
-        ),
-    ]
+    other_id = {"sender_name": "KITTIPONG SAE-LIM", "sender_phone": "086-555-1212"}
+    rows += [txn("B2", "C_PAYER3B", "C_MEMBER", T0 + dt.timedelta(days=61), 300.0, **other_id, **member)]
+    # Look-alike: another person (another name) on the same family phone as C_PAYER4 pays the member too:
+    # a shared phone alone is not the same person, so C_PAYER4's alert gets no network link.
+    rows += weekly("D", "C_PAYER4", "C_OFF4", 8, 110.0, receiver_name="Chai Boonmee", sender_name="Niran Thongdee",
+                   sender_phone="+66 87 111 2222")  # fmt: skip
+    wife = {"sender_name": "Malee Thongdee", "sender_phone": "087-111-2222"}
+    rows += [txn("D1", "C_WIFE", "C_MEMBER", T0 + dt.timedelta(days=62), 200.0, **wife, **member)]
     # Look-alike: C_HONEST pays an official weekly and buys at a shop that the member also pays (a hub).
     rows += weekly("H", "C_HONEST", "C_OFF3", 8, 90.0, receiver_name="Anan Wongsawat")
     rows += [txn("H1", "C_HONEST", "C_SHOP", T0 + dt.timedelta(days=5), 40.0)]
@@ -140,6 +126,7 @@ def network_world(tmp_path: Path) -> dict[str, Path]:
             "Q1,Person,Somchai Srisuk,,,th,,,,,,,th_police,,,",
             "Q2,Person,Prasert Chaiyaporn,,,th,,,,,,,th_police,,,",
             "Q3,Person,Anan Wongsawat,,,th,,,,,,,th_police,,,",
+            "Q4,Person,Chai Boonmee,,,th,,,,,,,th_police,,,",
         ],
     )
     networks = write_networks(tmp_path / "networks.csv", ["N-7,E-12,Vichai Ruangsri,,+66812345678,th,recruiter"])
@@ -157,7 +144,7 @@ def test_alerts_carry_network_id_and_readable_path(network_world: dict[str, Path
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     alerts = {r["subject_id"]: r for r in pl.read_parquet(w["out"] / "alerts.parquet").to_dicts()}
-    assert set(alerts) == {"C_PAYER", "C_PAYER3", "C_HONEST"}
+    assert set(alerts) == {"C_PAYER", "C_PAYER3", "C_PAYER4", "C_HONEST"}
     two_hops = alerts["C_PAYER"]
     assert two_hops["network_id"] == "N-7"
     assert two_hops["network_path"].startswith(
@@ -168,6 +155,7 @@ def test_alerts_carry_network_id_and_readable_path(network_world: dict[str, Path
     assert alias["network_id"] == "N-7"
     assert alias["network_path"].startswith("subject C_PAYER3 (one person with ids C_PAYER3B: same phone, name")
     assert "-> C_MEMBER = listed member E-12" in alias["network_path"]
+    assert alerts["C_PAYER4"]["network_id"] is None  # a relative on the same phone is not the payer
     # Through a shop with 250 customers is no link: hubs are not walked through.
     assert alerts["C_HONEST"]["network_id"] is None and alerts["C_HONEST"]["network_path"] is None
     assert (

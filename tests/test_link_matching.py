@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from followmoney.lists import LIST_ENTRY_SCHEMA
-from followmoney.matching import MatchSettings, _name_pairs, match_parties, name_tokens, prepare_names
+from followmoney.matching import MatchSettings, _name_pairs, match_parties, name_key, name_tokens, prepare_names
 from followmoney.parties import PROFILE_SCHEMA
 
 
@@ -101,9 +101,10 @@ def test_agent_phone_shared_by_many_parties_is_weak() -> None:
     assert got.filter(pl.col("status") == "match").height == 0
 
 
-def test_titles_dropped_wherever_word_order_put_them() -> None:
-    assert name_tokens("Ko Aung Thida") == name_tokens("AUNG THIDA KO") == ("aung", "thida")
-    assert name_tokens("Ko Ko Aung") == ("ko", "aung")  # a name, not a title, when only two words remain
+def test_honorifics_dropped_but_burmese_name_parts_kept() -> None:
+    assert name_tokens("Pol. Col. Somchai Srisuk") == name_tokens("khun somchai SRISUK") == ("somchai", "srisuk")
+    # "Ko" is a title and a name part: kept, and word order does not matter.
+    assert name_key("Ko Aung Thida") == name_key("AUNG THIDA KO") and name_key("Phyo Htet Ko") != name_key("Htet Phyo")
 
 
 def test_blocking_pairs_grow_linearly_not_as_a_cross_product() -> None:
@@ -118,3 +119,13 @@ def test_blocking_pairs_grow_linearly_not_as_a_cross_product() -> None:
     e = entries([("official", f"Q{i}", [name()], ["TH"], []) for i in range(n_entries)])
     pairs = _name_pairs(prepare_names(p, ["party_id"]), prepare_names(e, ["list_kind", "list_id"]), MatchSettings())
     assert pairs.height < 0.05 * n_parties * n_entries
+
+
+def test_common_name_alone_is_only_possible_but_one_holder_matches() -> None:
+    # Nine customers in Vietnam are called "An Nguyen Van": which one is the listed Nguyen Van An?
+    crowd = profiles([(f"C{i}", ["An Nguyen Van"], ["VN"], []) for i in range(9)])
+    got = match_parties(crowd, LIST, include_possible=True)
+    assert set(got["status"]) == {"possible"} and got.height == 9
+    assert "a common name (9 parties use it)" in got["basis"][0]
+    alone = match_parties(crowd.head(1), LIST)
+    assert alone["list_id"].to_list() == ["Q3"] and alone["status"].to_list() == ["match"]
