@@ -47,19 +47,56 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP as an exception, so the same cleanup runs as for Ctrl-C (temporary files removed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP unwind the stack like SIGINT instead of killing the process."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn library errors into one line on stderr and exit code 2 (1 for bugs), never a traceback."""
+    """Turn library errors into one line on stderr and exit code 2 (1 for bugs), never a traceback.
+
+    SIGINT exits 130 and SIGTERM 143 (128 + signal), after the library has removed its temporary files.
+    """
     from followmoney.errors import FollowMoneyError
 
     try:
-        yield
+        with _termination_as_interrupt():
+            yield
+    except typer.Exit:
+        raise
     except FollowMoneyError as exc:
         _fail(exc.one_line(), exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted; no output was changed", 130)
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
-        if os.environ.get("FOLLOWMONEY_DEBUG"):
+    except KeyboardInterrupt as exc:
+        code = 128 + exc.signum if isinstance(exc, _Terminated) else 130
+        _fail("interrupted; no partial output was left behind", code)
+    except BaseException as exc:  # a bug (incl. a Polars panic): one line, the traceback only on request
+        if isinstance(exc, SystemExit | GeneratorExit) or os.environ.get("FOLLOWMONEY_DEBUG"):
             raise
         _fail(
             f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "

@@ -253,6 +253,38 @@ def _fit_slots(t: np.ndarray, slot: np.ndarray, use: np.ndarray) -> tuple[float,
 
 
 @njit(cache=True, nogil=True)
+def _may_fit(t: np.ndarray, nominal: float, tol: float, max_missed: int, max_extra: int, max_err: float) -> bool:
+    """A cheap necessary condition for any valid fit at this nominal period (False = skip the search).
+
+    Kept points lie in distinct slots, each within tol of its point, slots b apart with b within
+    max_err of nominal: two kept points are at least (1 - max_err)*nominal - 2*tol apart, so each of
+    a set of disjoint closer pairs holds an extra; and an empty stretch of g days inside the kept span
+    holds at least ceil((g - 2*tol) / ((1 + max_err)*nominal)) - 1 missed slots (at most max_extra
+    stretches lie outside the span, so the largest of those are not counted)."""
+    n = t.shape[0]
+    close = (1.0 - max_err) * nominal - 2.0 * tol
+    extras = 0
+    i = 0
+    while i < n - 1:
+        if t[i + 1] - t[i] < close:
+            extras += 1
+            i += 2
+        else:
+            i += 1
+    if extras > max_extra:
+        return False
+    wide = (1.0 + max_err) * nominal
+    gaps = np.zeros(max(n - 1, 1), dtype=np.float64)
+    for i in range(n - 1):
+        gaps[i] = max(0.0, np.ceil((t[i + 1] - t[i] - 2.0 * tol) / wide) - 1.0)
+    gaps = np.sort(gaps)
+    missed = 0.0
+    for i in range(gaps.shape[0] - max_extra):
+        missed += gaps[i]
+    return missed <= max_missed
+
+
+@njit(cache=True, nogil=True)
 def schedule_regularity(
     starts: np.ndarray,
     t_days: np.ndarray,
@@ -275,7 +307,8 @@ def schedule_regularity(
     slots; stopping early when no point changes its slot). A fit is valid when missed slots <=
     max_missed, extras <= max_extra_share of the points, |b/p - 1| <= max_period_error and rms/b <=
     max_cv. Best = most kept points, then fewest missed, then lowest cv; a nominal period stops being
-    searched once a valid fit keeps every point with no missed period.
+    searched once a valid fit keeps every point with no missed period, and is skipped when a cheap
+    necessary condition (`_may_fit`) already rules out every valid fit.
 
     Returns per group: nominal period (0 = none), fitted period, cv, largest deviation in days,
     missed periods, kept points; and per row whether it is one of the kept points."""
@@ -306,6 +339,8 @@ def schedule_regularity(
         for q in range(periods.shape[0]):
             nominal = periods[q]
             tol = min(jitter_days + 0.05 * nominal, 0.5 * nominal)
+            if not _may_fit(t, nominal, tol, max_missed, int(np.floor(max_extra_share * n)), max_period_error):
+                continue
             perfect = False
             for f in range(factors.shape[0]):
                 if perfect:

@@ -24,6 +24,8 @@ from followmoney.errors import InputError
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
+from followmoney.memory import enforce as enforce_memory
+from followmoney.memory import plan_memory
 from followmoney.normalise import (
     FxTable,
     check_key_collisions,
@@ -302,6 +304,8 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         fx = load_fx(config.fx) if config.fx else None
     with timer("read"):
         files = inspect_files(resolve_inputs(config.inputs), config.read)
+        # Memory guard (issue 7): stop with advice before loading what cannot fit; route on .mode later.
+        enforce_memory(plan_memory(files, CORE_COLUMNS))
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
         clean, bad = load_transactions(files, config, fx, advance)
         check_key_collisions(clean)

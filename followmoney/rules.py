@@ -37,7 +37,7 @@ REQUIREMENTS: dict[str, type] = {
     "subject_or_counterparty_network": bool,  # subject or counterparty is a listed network member
     "min_network_members": int,  # at least N of the candidate's member_ids are listed network members
     "payers_one_network": bool,  # a candidate with several member_ids needs two of them in one network
-    "alone": bool,  # kept only if no candidate of another rule has the same subject (supporting signals)
+    "alone": bool,  # kept only if no candidate of another rule names the subject (supporting signals)
 }
 MEMBER_REQUIREMENTS = ("min_network_members", "payers_one_network")  # need evidence column member_ids
 EXAMPLE_KEYS = {"name", "expect", "txns", "officials", "networks", "fx", "phones", "countries", "names"}

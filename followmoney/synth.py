@@ -2459,6 +2459,329 @@ def _bad_row_count(rows: int, bad_fraction: float) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Building and laying out
 # ---------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------
+# Rule-catalogue patterns (issue 3): EUR structuring, smurfing, fan-out, shared phone, wage pooling, agent
+# hopping, official fan-in, and recurring payments to officials by payers taking turns or via a go-between.
+# Each builder draws from its own stream and only adds parties and rows; none changes another pattern.
+# ---------------------------------------------------------------------------------------------------------
+SMURFING: Final = "smurfing"
+FAN_OUT: Final = "fan_out_splitting"
+SHARED_PHONE: Final = "shared_phone"
+WAGE_POOLING: Final = "wage_pooling"
+AGENT_HOPPING: Final = "agent_hopping"
+OFFICIAL_FAN_IN: Final = "official_fan_in"
+STRUCTURING_EUR: Final = "structuring_eur"
+RECURRING_SHARED: Final = "recurring_rotating_or_via"
+CATALOGUE_KINDS: Final = (
+    STRUCTURING_EUR,
+    SMURFING,
+    FAN_OUT,
+    SHARED_PHONE,
+    WAGE_POOLING,
+    AGENT_HOPPING,
+    OFFICIAL_FAN_IN,
+    RECURRING_SHARED,
+)
+EUR_THRESHOLDS: Final = (10000.0, 15000.0)
+
+
+def _catalogue_builders(b: _Builder, counts: Mapping[str, int]) -> list[Callable[[np.random.Generator], _Patterns]]:
+    """Builders of the rule-catalogue patterns, sized from the (possibly shrunk) structuring count."""
+    n = max(2, counts[STRUCTURING] // 5)
+    return [
+        lambda r: _eur_structuring(b, r, n),
+        lambda r: _smurfing(b, r, n),
+        lambda r: _fan_out(b, r, n),
+        lambda r: _shared_phone(b, r, n),
+        lambda r: _wage_pooling(b, r, n),
+        lambda r: _agent_hopping(b, r, n),
+        lambda r: _official_fan_in(b, r, max(1, n // 2)),
+        lambda r: _recurring_shared(b, r, max(2, n // 2)),
+    ]
+
+
+def _hosts(b: _Builder, rng: np.random.Generator, n: int) -> tuple[_I64, _I64]:
+    """Residence and culture of n new people in host countries."""
+    res = _HOST[rng.choice(_HOST.size, n, p=[0.35, 0.2, 0.3, 0.15])]
+    return res, _draw_per_country(rng, res, _RESIDENT_CULTURE_P)
+
+
+def _distinct_agents(b: _Builder, rng: np.random.Generator, country: _I64, group: _I64, within: _I64) -> _I64:
+    """An agent per row in the row's country, a different one for each row of a pattern (while any are left)."""
+    size = b.agent_offsets[country + 1] - b.agent_offsets[country]
+    start = rng.random(int(group.max(initial=-1)) + 1)[group]
+    rank = ((start * size).astype(np.int64) + within) % size
+    return b.agent_members[b.agent_offsets[country] + rank]
+
+
+def _burst_ts(rng: np.random.Generator, k: _I64, span_days: _F64, res: _I64) -> tuple[_I64, _I64, _I64]:
+    """k[i] daytime timestamps of pattern i spread over span_days[i]; returns (group, within, ts)."""
+    group, within = _ragged(k)
+    start = rng.uniform(2.0, 350.0, k.size)
+    day = start[group] + rng.random(group.size) * span_days[group]
+    hour = rng.uniform(8.0, 19.0, group.size)
+    return group, within, _clip_year(day * _DAY_S + hour * 3600.0 - _UTC_OFFSET_S[res[group]])
+
+
+def _eur_structuring(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """3-5 EUR transfers in [0.82T, 0.985T) of T = 10,000 or 15,000 EUR within 1-6 days, at several agents."""
+    threshold = np.array(EUR_THRESHOLDS)[rng.integers(0, 2, n)]
+    res, culture = _hosts(b, rng, n)
+    sender = b.new_people(rng, res, culture)
+    receiver = b.new_people(rng, b.cust.get("prim", sender).astype(np.int64), culture)
+    k = rng.integers(3, 6, n)
+    group, within, ts = _burst_ts(rng, k, rng.uniform(1.0, 6.0, n), res)
+    local = np.round(threshold[group] * rng.uniform(0.82, 0.985, group.size), 2)
+    currency = np.full(group.size, _EUR, dtype=np.int8)
+    agent = _distinct_agents(b, rng, res[group], group, within)
+    rows = b.rows_block(rng, ts, sender[group], receiver[group], local, currency, agent, group)
+    b.ordinary_sends(rng, sender, 4)
+    parties, pcounts = _with_subject(sender, receiver, np.ones(n, dtype=np.int64))
+    return _Patterns(
+        STRUCTURING_EUR, True, STRUCTURING, ["eur"] * n, sender, receiver, parties, pcounts,
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), threshold * USD_PER_UNIT["EUR"], rows,
+    )  # fmt: skip
+
+
+def _smurfing(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """5-9 smurfs (new customers) each send 500-1,400 USD to one collector within 1-6 days."""
+    res, culture = _hosts(b, rng, n)
+    collector = b.new_people(rng, res, culture)
+    k = rng.integers(5, 10, n)
+    group, _within, ts = _burst_ts(rng, k, rng.uniform(1.0, 6.0, n), res)
+    smurfs = b.new_people(rng, res[group], culture[group])
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    local = np.round(rng.uniform(500.0, 1400.0, group.size), 2)
+    agent = b.agents_for(rng, smurfs, 0.5)
+    rows = b.rows_block(rng, ts, smurfs, collector[group], local, currency, agent, group)
+    b.ordinary_receipts(rng, collector, 3)
+    parties, pcounts = _with_subject(collector, smurfs, k)
+    return _Patterns(
+        SMURFING, True, "smurfing", ["fan_in"] * n, collector, np.full(n, -1, np.int64), parties, pcounts,
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, 3000.0), rows,
+    )  # fmt: skip
+
+
+def _fan_out(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """One sender splits 4,000-11,600 USD over 5-8 new receivers, 800-1,450 USD each, within 1-4 days."""
+    res, culture = _hosts(b, rng, n)
+    sender = b.new_people(rng, res, culture)
+    k = rng.integers(5, 9, n)
+    group, _within, ts = _burst_ts(rng, k, rng.uniform(1.0, 4.0, n), res)
+    receivers = b.new_people(rng, b.cust.get("prim", sender[group]).astype(np.int64), culture[group])
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    local = np.round(rng.uniform(800.0, 1450.0, group.size), 2)
+    agent = b.agents_for(rng, sender[group], 0.6)
+    rows = b.rows_block(rng, ts, sender[group], receivers, local, currency, agent, group)
+    b.ordinary_sends(rng, sender, 4)
+    parties, pcounts = _with_subject(sender, receivers, k)
+    return _Patterns(
+        FAN_OUT, True, "fan_out_splitting", ["split"] * n, sender, np.full(n, -1, np.int64), parties, pcounts,
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, 3000.0), rows,
+    )  # fmt: skip
+
+
+def _shared_phone(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """A controller's phone on 3-6 victims' customer records; each victim sends 1-3 times within 25 days."""
+    res, culture = _hosts(b, rng, n)
+    controller = b.new_people(rng, res, culture, phone_required=True)
+    v = rng.integers(3, 7, n)
+    vgroup, _ = _ragged(v)
+    v_res, v_cul = res[vgroup], _draw_per_country(rng, res[vgroup], _MIGRANT_CULTURE_P)
+    prim, sec = _corridors(rng, v_res, v_cul)
+    victims = b.cust.add(
+        res=v_res,
+        culture=v_cul,
+        name_id=b.names.customer_names(rng, v_cul),
+        phone=b.cust.get("phone", controller)[vgroup],
+        phone_ctry=b.cust.get("phone_ctry", controller)[vgroup],
+        phone_req=np.ones(vgroup.size, dtype=bool),
+        home_agent=b.cust.get("home_agent", controller)[vgroup],
+        prim=prim,
+        sec=sec,
+    )
+    sends = rng.integers(1, 4, vgroup.size)
+    row_victim = np.repeat(np.arange(vgroup.size), sends)
+    group = vgroup[row_victim]
+    start = rng.uniform(2.0, 335.0, n)
+    day = start[group] + rng.uniform(0.0, 25.0, group.size)
+    ts = _clip_year(day * _DAY_S + rng.uniform(9.0, 18.0, group.size) * 3600.0 - _UTC_OFFSET_S[res[group]])
+    boss = b.new_people(rng, b.cust.get("prim", controller).astype(np.int64), culture)
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    local = np.round(rng.uniform(100.0, 450.0, group.size), 2)
+    agent = b.cust.get("home_agent", controller)[group].astype(np.int64)
+    rows = b.rows_block(rng, ts, victims[row_victim], boss[group], local, currency, agent, group)
+    parties, pcounts = _with_subject(
+        victims[_group_starts(v)],
+        np.concatenate(
+            [
+                np.concatenate(
+                    [victims[_group_starts(v)[i] + 1 : _group_starts(v)[i] + v[i]], [controller[i], boss[i]]]
+                )
+                for i in range(n)
+            ]
+        ).astype(np.int64),
+        v + 1,
+    )
+    return _Patterns(
+        SHARED_PHONE, True, "shared_identifiers", ["controller_phone"] * n, victims[_group_starts(v)], boss,
+        parties, pcounts, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
+def _wage_pooling(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """3-6 employers pay one account 250-600 USD within 1-12 days; 90-100% of each goes on within 2-40 h."""
+    res, culture = _hosts(b, rng, n)
+    account = b.new_people(rng, res, culture)
+    controller = b.new_people(rng, b.cust.get("prim", account).astype(np.int64), culture)
+    k = rng.integers(3, 7, n)
+    group, _, ts_in = _burst_ts(rng, k, rng.uniform(1.0, 12.0, n), res)
+    payers = b.new_people(rng, res[group], _draw_per_country(rng, res[group], _RESIDENT_CULTURE_P))
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    wage = np.round(rng.uniform(250.0, 600.0, group.size), 2)
+    ts_out = _clip_year(ts_in + rng.uniform(2.0, 40.0, group.size) * 3600.0)
+    out = np.round(wage * rng.uniform(0.9, 1.0, group.size), 2)
+    rows = _Block.concat([
+        b.rows_block(rng, ts_in, payers, account[group], wage, currency, b.agents_for(rng, payers, 0.8), group),
+        b.rows_block(rng, ts_out, account[group], controller[group], out, currency,
+                     b.agents_for(rng, account[group], 0.8), group),
+    ])  # fmt: skip
+    parties, pcounts = _with_subject(
+        account, np.concatenate([np.concatenate([payers[group == i], [controller[i]]]) for i in range(n)]), k + 1
+    )
+    return _Patterns(
+        WAGE_POOLING, True, "wage_pooling", ["pool_and_forward"] * n, account, controller, parties, pcounts,
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
+def _agent_hopping(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """4-7 sends of 600-1,400 USD within 10-25 days, each at a different agent of the sender's country."""
+    res, culture = _hosts(b, rng, n)
+    sender = b.new_people(rng, res, culture)
+    receiver = b.new_people(rng, b.cust.get("prim", sender).astype(np.int64), culture)
+    k = rng.integers(4, 8, n)
+    group, within, ts = _burst_ts(rng, k, rng.uniform(10.0, 25.0, n), res)
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    local = np.round(rng.uniform(600.0, 1400.0, group.size), 2)
+    agent = _distinct_agents(b, rng, res[group], group, within)
+    rows = b.rows_block(rng, ts, sender[group], receiver[group], local, currency, agent, group)
+    parties, pcounts = _with_subject(sender, receiver, np.ones(n, dtype=np.int64))
+    return _Patterns(
+        AGENT_HOPPING, True, "agent_hopping", ["many_agents"] * n, sender, receiver, parties, pcounts,
+        np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
+def _fresh_members(b: _Builder, rng: np.random.Generator, k: int) -> list[list[int]]:
+    """Groups of k list members of one network that have no customer yet (as many networks as allow)."""
+    groups = []
+    for net in rng.permutation(b.n_networks):
+        lo, hi = int(b.member_offsets[net]), int(b.member_offsets[net + 1])
+        free = [m for m in range(lo, hi) if m not in b.member_customer]
+        if len(free) >= k:
+            groups.append(free[:k])
+    return groups
+
+
+def _fresh_official(b: _Builder, rng: np.random.Generator, country: int) -> int:
+    """An official who takes part in no other pattern, living in (or next to) `country`."""
+    return b._take_official(rng, b._pools, b.used_officials, country, -1)
+
+
+def _official_fan_in(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """An official paid 80-500 USD by 3-5 payers within 60 days, one of them a listed network member."""
+    members = [g[0] for g in _fresh_members(b, rng, 1)][:n]
+    n = len(members)
+    m_res = np.array([b.members.countries[m][0] for m in members], dtype=np.int64)
+    officials = np.array([_fresh_official(b, rng, int(c)) for c in m_res], dtype=np.int64)
+    b.member_customer.update(b.list_customers(rng, b.members, np.array(members, dtype=np.int64), "network"))
+    b.official_customer.update(b.list_customers(rng, b.officials, officials, "official"))
+    payee = np.array([b.official_customer[int(o)] for o in officials], dtype=np.int64)
+    member_cust = np.array([b.member_customer[m] for m in members], dtype=np.int64)
+    others = rng.integers(2, 5, n)
+    ogroup, _ = _ragged(others)
+    extra = b.new_people(rng, m_res[ogroup], _draw_per_country(rng, m_res[ogroup], _RESIDENT_CULTURE_P))
+    payers = np.concatenate([np.concatenate([[member_cust[i]], extra[ogroup == i]]) for i in range(n)]) if n else (
+        np.zeros(0, np.int64))  # fmt: skip
+    k = others + 1
+    group, _, ts = _burst_ts(rng, k, np.full(n, 60.0), m_res)
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    local = np.round(rng.uniform(80.0, 500.0, group.size), 2)
+    rows = b.rows_block(rng, ts, payers.astype(np.int64), payee[group], local, currency,
+                        b.agents_for(rng, payers.astype(np.int64), 0.8), group)  # fmt: skip
+    parties, pcounts = _with_subject(payee, payers.astype(np.int64), k)
+    network = np.array([b.members.network[m] for m in members], dtype=np.int64)
+    return _Patterns(
+        OFFICIAL_FAN_IN, True, "official_fan_in", ["network_payer"] * n, payee, np.full(n, -1, np.int64), parties,
+        pcounts, officials, network, np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
+def _recurring_shared(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """Recurring payments to an official that no single payer->official pair shows: 2-3 members of one
+    network taking turns (weekly or fortnightly), or one payer whose payments an intermediary forwards
+    within 3-40 hours (weekly, fortnightly or monthly)."""
+    n_rot = n // 2
+    rot_groups = _fresh_members(b, rng, 2)[:n_rot]
+    n_rot = len(rot_groups)
+    taken = {m for g in rot_groups for m in g}
+    via_members = [m for g in _fresh_members(b, rng, 2) for m in g if m not in taken][: n - n_rot]
+    n = n_rot + len(via_members)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return _Patterns(RECURRING_SHARED, True, RECURRING, [], empty, empty, empty, empty, empty, empty,
+                         np.zeros(0), _Block.empty(0))  # fmt: skip
+    all_members = [m for g in rot_groups for m in g] + via_members
+    b.member_customer.update(b.list_customers(rng, b.members, np.array(all_members, dtype=np.int64), "network"))
+    first = [g[0] for g in rot_groups] + via_members
+    res = np.array([b.members.countries[m][0] for m in first], dtype=np.int64)
+    officials = np.array([_fresh_official(b, rng, int(c)) for c in res], dtype=np.int64)
+    b.official_customer.update(b.list_customers(rng, b.officials, officials, "official"))
+    payee = np.array([b.official_customer[int(o)] for o in officials], dtype=np.int64)
+    middle = b.new_people(rng, res[n_rot:], _draw_per_country(rng, res[n_rot:], _RESIDENT_CULTURE_P))
+    period = np.where(np.arange(n) < n_rot, rng.integers(0, 2, n), rng.integers(0, 3, n))
+    k = np.where(period == 2, rng.integers(6, 11, n), rng.integers(8, 15, n))
+    group, within = _ragged(k)
+    step = np.array([7.0, 14.0, 30.4375])[period]
+    start = rng.uniform(3.0, 360.0 - (k - 1) * step)
+    day = start[group] + within * step[group] + rng.uniform(-1.5, 1.5, group.size)
+    ts = _clip_year(day * _DAY_S + rng.uniform(9.0, 18.0, group.size) * 3600.0 - _UTC_OFFSET_S[res[group]])
+    amount = np.round(rng.uniform(80.0, 300.0, n)[group] * rng.uniform(0.95, 1.05, group.size), 2)
+    currency = np.full(group.size, _USD, dtype=np.int8)
+    rot = group < n_rot
+    size = np.array([len(g) for g in rot_groups] + [1] * (n - n_rot), dtype=np.int64)
+    member_index = np.array([b.member_customer[m] for m in all_members], dtype=np.int64)
+    offsets = _group_starts(size)
+    payer = member_index[offsets[group] + within % size[group]]
+    via = ~rot
+    vg = group[via] - n_rot
+    fwd_ts = _clip_year(ts[via] + rng.uniform(3.0, 40.0, vg.size) * 3600.0)
+    fwd_amount = np.round(amount[via] * rng.uniform(0.97, 1.0, vg.size), 2)
+    rows = _Block.concat([
+        b.rows_block(rng, ts[rot], payer[rot], payee[group[rot]], amount[rot], currency[rot],
+                     b.agents_for(rng, payer[rot], 0.8), group[rot]),
+        b.rows_block(rng, ts[via], payer[via], middle[vg], amount[via], currency[via],
+                     b.agents_for(rng, payer[via], 0.8), group[via]),
+        b.rows_block(rng, fwd_ts, middle[vg], payee[group[via]], fwd_amount, currency[via],
+                     b.agents_for(rng, middle[vg], 0.8), group[via]),
+    ])  # fmt: skip
+    others = [np.array([*member_index[offsets[i] + 1 : offsets[i] + size[i]], payee[i]]) for i in range(n_rot)]
+    others += [np.array([middle[i], payee[n_rot + i]]) for i in range(n - n_rot)]
+    subject = member_index[offsets]
+    parties, pcounts = _with_subject(
+        subject, np.concatenate(others).astype(np.int64), np.array([o.size for o in others])
+    )
+    network = np.array([b.members.network[m] for m in first], dtype=np.int64)
+    variant = [
+        f"rotating_{_PERIODS[p]}" if i < n_rot else f"via_intermediary_{_PERIODS[p]}" for i, p in enumerate(period)
+    ]
+    return _Patterns(
+        RECURRING_SHARED, True, RECURRING, variant, subject, payee, parties, pcounts, officials, network,
+        np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
 def _scaled_counts(rows: int, factor: float) -> dict[str, int]:
     """Pattern counts, shrunk for worlds too small to hold them at half their rows."""
     counts = pattern_counts_for(rows)
@@ -2498,6 +2821,7 @@ def _try_build(rows: int, seed: int, factor: float, n_bad: int) -> _World | None
         lambda r: _payrolls(b, r, counts[PAYROLL]),
         lambda r: _near_threshold(b, r, counts[NEAR_THRESHOLD]),
         lambda r: _namesakes(b, r),
+        *_catalogue_builders(b, counts),  # rule-catalogue patterns (issue 3)
     ]
     for i, build in enumerate(builders):
         b.add_patterns(build(_rng(seed, _S_KIND0 + i)))

@@ -29,6 +29,9 @@ class OneOffAfterTransfer(Detector):
         "min_history": Param(int, 3, "fewest sends of the payer (the median needs a history)"),
         "lookback_days": Param(float, 3.0, "the earlier transfer happened at most this many days before"),
         "min_amount_usd": Param(float, 0.0, "smallest payment considered"),
+        "min_prior_ratio": Param(
+            float, 0.0, "the earlier transfer is event-like: at least this multiple of the payer's median send"
+        ),
     }
     evidence: ClassVar[dict[str, pl.DataType]] = {
         "ratio": pl.Float64(),
@@ -60,8 +63,20 @@ class OneOffAfterTransfer(Detector):
         payers = payments.select(pl.col(S.SENDER_ID).unique().alias("_party"))
         events = pl.concat(
             [
-                base.select(pl.col(S.SENDER_ID).alias("_party"), pl.col(S.RECEIVER_ID).alias("_other"), S.TS, S.TXN_ID),
-                base.select(pl.col(S.RECEIVER_ID).alias("_party"), pl.col(S.SENDER_ID).alias("_other"), S.TS, S.TXN_ID),
+                base.select(
+                    pl.col(S.SENDER_ID).alias("_party"),
+                    pl.col(S.RECEIVER_ID).alias("_other"),
+                    S.TS,
+                    S.TXN_ID,
+                    S.AMOUNT_USD,
+                ),
+                base.select(
+                    pl.col(S.RECEIVER_ID).alias("_party"),
+                    pl.col(S.SENDER_ID).alias("_other"),
+                    S.TS,
+                    S.TXN_ID,
+                    S.AMOUNT_USD,
+                ),
             ]
         ).join(payers.lazy(), on="_party", how="semi")
         lookback = pl.duration(microseconds=round(float(params["lookback_days"]) * 86_400_000_000))
@@ -72,10 +87,12 @@ class OneOffAfterTransfer(Detector):
                 pl.col(S.SENDER_ID).alias("_party"),
                 pl.col(S.RECEIVER_ID).alias("_receiver"),
                 pl.col(S.TS).alias("_pay_ts"),
+                pl.col("payer_median_usd").alias("_median"),
             )
             .join(events, on="_party")
             .filter(
-                (pl.col(S.TS) < pl.col("_pay_ts"))
+                (pl.col(S.AMOUNT_USD) >= float(params["min_prior_ratio"]) * pl.col("_median"))
+                & (pl.col(S.TS) < pl.col("_pay_ts"))
                 & (pl.col(S.TS) >= pl.col("_pay_ts") - lookback)
                 & (pl.col("_other") != pl.col("_receiver"))
             )
