@@ -158,8 +158,12 @@ def apply_requirements(linked: pl.DataFrame, rules: list[Rule], matches: pl.Data
         return linked
     frame = linked.with_row_index("_cand")
     members = _network_members(frame, matches)
-    subjects_elsewhere = {
-        code: set(frame.filter(pl.col("rule_code") != code)["subject_id"].drop_nulls().to_list())
+    subjects_elsewhere = {  # parties named (as subject or counterparty) by candidates of other rules
+        code: set(
+            pl.concat([others["subject_id"], others["counterparty_id"]]).drop_nulls().to_list()
+            if (others := frame.filter(pl.col("rule_code") != code)).height
+            else []
+        )
         for code in {r.code for r in rules if r.requires.get("alone")}
     }
     keep = pl.lit(False)
