@@ -339,7 +339,7 @@ def schedule_regularity(
         for q in range(periods.shape[0]):
             nominal = periods[q]
             tol = min(jitter_days + 0.05 * nominal, 0.5 * nominal)
-            if not _may_fit(t, nominal, tol, max_missed, int(np.floor(max_extra_share * n)), max_period_error):
+            if not _may_fit(t, nominal, tol, int(max_missed), int(np.floor(max_extra_share * n)), max_period_error):
                 continue
             perfect = False
             for f in range(factors.shape[0]):

@@ -2487,7 +2487,7 @@ EUR_THRESHOLDS: Final = (10000.0, 15000.0)
 
 def _catalogue_builders(b: _Builder, counts: Mapping[str, int]) -> list[Callable[[np.random.Generator], _Patterns]]:
     """Builders of the rule-catalogue patterns, sized from the (possibly shrunk) structuring count."""
-    n = max(2, counts[STRUCTURING] // 5)
+    n = counts[STRUCTURING] // 5  # 0 in tiny worlds: every builder then returns no patterns
     return [
         lambda r: _eur_structuring(b, r, n),
         lambda r: _smurfing(b, r, n),
@@ -2495,9 +2495,15 @@ def _catalogue_builders(b: _Builder, counts: Mapping[str, int]) -> list[Callable
         lambda r: _shared_phone(b, r, n),
         lambda r: _wage_pooling(b, r, n),
         lambda r: _agent_hopping(b, r, n),
-        lambda r: _official_fan_in(b, r, max(1, n // 2)),
-        lambda r: _recurring_shared(b, r, max(2, n // 2)),
+        lambda r: _official_fan_in(b, r, n // 2),
+        lambda r: _recurring_shared(b, r, n // 2),
     ]
+
+
+def _no_patterns(kind: str, typology: str) -> _Patterns:
+    """A kind with no patterns (worlds too small to hold any)."""
+    empty = np.zeros(0, np.int64)
+    return _Patterns(kind, True, typology, [], empty, empty, empty, empty, empty, empty, np.zeros(0), _Block.empty(0))
 
 
 def _hosts(b: _Builder, rng: np.random.Generator, n: int) -> tuple[_I64, _I64]:
@@ -2525,6 +2531,8 @@ def _burst_ts(rng: np.random.Generator, k: _I64, span_days: _F64, res: _I64) -> 
 
 def _eur_structuring(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """3-5 EUR transfers in [0.82T, 0.985T) of T = 10,000 or 15,000 EUR within 1-6 days, at several agents."""
+    if n == 0:
+        return _no_patterns(STRUCTURING_EUR, STRUCTURING)
     threshold = np.array(EUR_THRESHOLDS)[rng.integers(0, 2, n)]
     res, culture = _hosts(b, rng, n)
     sender = b.new_people(rng, res, culture)
@@ -2545,6 +2553,8 @@ def _eur_structuring(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns
 
 def _smurfing(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """5-9 smurfs (new customers) each send 500-1,400 USD to one collector within 1-6 days."""
+    if n == 0:
+        return _no_patterns(SMURFING, "smurfing")
     res, culture = _hosts(b, rng, n)
     collector = b.new_people(rng, res, culture)
     k = rng.integers(5, 10, n)
@@ -2564,6 +2574,8 @@ def _smurfing(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
 
 def _fan_out(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """One sender splits 4,000-11,600 USD over 5-8 new receivers, 800-1,450 USD each, within 1-4 days."""
+    if n == 0:
+        return _no_patterns(FAN_OUT, "fan_out_splitting")
     res, culture = _hosts(b, rng, n)
     sender = b.new_people(rng, res, culture)
     k = rng.integers(5, 9, n)
@@ -2583,6 +2595,8 @@ def _fan_out(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
 
 def _shared_phone(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """A controller's phone on 3-6 victims' customer records; each victim sends 1-3 times within 25 days."""
+    if n == 0:
+        return _no_patterns(SHARED_PHONE, "shared_identifiers")
     res, culture = _hosts(b, rng, n)
     controller = b.new_people(rng, res, culture, phone_required=True)
     v = rng.integers(3, 7, n)
@@ -2631,6 +2645,8 @@ def _shared_phone(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
 
 def _wage_pooling(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """3-6 employers pay one account 250-600 USD within 1-12 days; 90-100% of each goes on within 2-40 h."""
+    if n == 0:
+        return _no_patterns(WAGE_POOLING, "wage_pooling")
     res, culture = _hosts(b, rng, n)
     account = b.new_people(rng, res, culture)
     controller = b.new_people(rng, b.cust.get("prim", account).astype(np.int64), culture)
@@ -2657,6 +2673,8 @@ def _wage_pooling(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
 
 def _agent_hopping(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
     """4-7 sends of 600-1,400 USD within 10-25 days, each at a different agent of the sender's country."""
+    if n == 0:
+        return _no_patterns(AGENT_HOPPING, "agent_hopping")
     res, culture = _hosts(b, rng, n)
     sender = b.new_people(rng, res, culture)
     receiver = b.new_people(rng, b.cust.get("prim", sender).astype(np.int64), culture)
@@ -2693,6 +2711,8 @@ def _official_fan_in(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns
     """An official paid 80-500 USD by 3-5 payers within 60 days, one of them a listed network member."""
     members = [g[0] for g in _fresh_members(b, rng, 1)][:n]
     n = len(members)
+    if n == 0:
+        return _no_patterns(OFFICIAL_FAN_IN, "official_fan_in")
     m_res = np.array([b.members.countries[m][0] for m in members], dtype=np.int64)
     officials = np.array([_fresh_official(b, rng, int(c)) for c in m_res], dtype=np.int64)
     b.member_customer.update(b.list_customers(rng, b.members, np.array(members, dtype=np.int64), "network"))
@@ -2729,9 +2749,8 @@ def _recurring_shared(b: _Builder, rng: np.random.Generator, n: int) -> _Pattern
     via_members = [m for g in _fresh_members(b, rng, 2) for m in g if m not in taken][: n - n_rot]
     n = n_rot + len(via_members)
     if n == 0:
-        empty = np.zeros(0, np.int64)
-        return _Patterns(RECURRING_SHARED, True, RECURRING, [], empty, empty, empty, empty, empty, empty,
-                         np.zeros(0), _Block.empty(0))  # fmt: skip
+        return _no_patterns(RECURRING_SHARED, RECURRING)
+
     all_members = [m for g in rot_groups for m in g] + via_members
     b.member_customer.update(b.list_customers(rng, b.members, np.array(all_members, dtype=np.int64), "network"))
     first = [g[0] for g in rot_groups] + via_members

@@ -18,6 +18,7 @@ import pytest
 from followmoney import schema as S
 from followmoney.synth import (
     BAD_REASONS,
+    CATALOGUE_KINDS,
     KINDS,
     NOISES,
     PHONE_REQUIRED_NOISES,
@@ -206,7 +207,7 @@ def test_labels_schema_and_counts(world: World) -> None:
     assert world.labels.schema == pl.Schema(S.LABEL_SCHEMA)
     counts = dict(world.labels.group_by("kind").len().iter_rows())
     assert counts == {k: v for k, v in world.summary.pattern_counts.items() if v}
-    assert set(counts) == set(KINDS)
+    assert set(counts) == set(KINDS) | set(CATALOGUE_KINDS)  # CATALOGUE_KINDS: rule-catalogue patterns
     assert world.labels["pattern_id"].str.contains(r"^P\d{6}$").all()
     assert world.labels["pattern_id"].is_unique().all()
     assert counts["structuring"] >= 20 and counts["recurring_payment_to_official"] >= 20
@@ -216,7 +217,9 @@ def test_labels_schema_and_counts(world: World) -> None:
     assert benign >= planted
     assert counts["family_remittance"] >= 100 and counts["near_threshold_single"] >= 50
     suspicious = world.labels.filter(pl.col("suspicious"))["kind"].unique().sort().to_list()
-    assert suspicious == ["network_flow", "recurring_payment_to_official", "structuring"]
+    catalogue = ["agent_hopping", "fan_out_splitting", "official_fan_in", "recurring_rotating_or_via", "shared_phone"]
+    catalogue += ["smurfing", "structuring_eur", "wage_pooling"]
+    assert suspicious == sorted(["network_flow", "recurring_payment_to_official", "structuring", *catalogue])
     assert (
         world.labels.filter(~pl.col("suspicious"))["typology"].null_count()
         == world.labels.filter(~pl.col("suspicious")).height
