@@ -177,6 +177,10 @@ def scan(
     min_score: Annotated[
         float | None, typer.Option(help="Write only alerts scoring at least this (default 25).")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Anomaly model: a name (latest version), name-vN or a model directory (default: iforest)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Scan a transaction dump and write scored, evidenced alerts.
@@ -217,6 +221,7 @@ def scan(
             rule_overrides=dict(file_cfg.get("rules", {})),
             min_score=float(pick(min_score, "min_score", 25.0)),
             rules_dir=Path(pick(rules_dir, "rules_dir", DEFAULT_RULES_DIR)),
+            model=pick(model, "model"),
         )
         summary = run(cfg, progress=_Bars(enabled=not quiet and sys.stderr.isatty()))
         _print_summary(summary)
@@ -327,6 +332,12 @@ def evaluate(
         )
         for kind, m in result["lookalike_fp_by_kind"].items():
             console.print(f"  {kind}: {m['alerted']}/{m['parties']} alerted")
+        reached = ", ".join(f"{t} {n}" for t, n in result["lookalike_parties_by_alert_typology"].items()) or "none"
+        console.print(f"look-alike parties reached, by alert typology: {reached}")
+        console.print(
+            f"average precision {result['average_precision']:.3f}   planted patterns found by any alert "
+            f"{result['patterns_found_by_any_alert']}/{result['planted_patterns']}"
+        )
         if json_out:
             json_out.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -435,6 +446,84 @@ def rules_check(
         if failures:
             print(f"{failures} example(s) failed", file=sys.stderr)
             raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- anomaly models (issue 5)
+
+model_app = typer.Typer(
+    help="Train and list anomaly models (models/<name>-v<N>/: manifest.json + arrays.npz, never pickle).\n\n"
+    "Example: followmoney model list",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+def model_train(
+    transactions: Annotated[str, typer.Argument(help="Transaction file, directory or glob to learn 'typical' from.")],
+    name: Annotated[str, typer.Option(help="Model name; saved as the next version models/<name>-v<N>/.")] = "iforest",
+    kind: Annotated[str, typer.Option(help="iforest (isolation forest) or ecod (parameter-free tails).")] = "iforest",
+    seed: Annotated[int, typer.Option(help="Random seed (same data and seed, same model).")] = 0,
+    trees: Annotated[int, typer.Option(help="Isolation-forest trees.")] = 100,
+    max_samples: Annotated[int, typer.Option(help="Rows per isolation tree.")] = 256,
+    labels: Annotated[
+        Path | None, typer.Option(help="labels.parquet from synth: records the ROC AUC on planted anomalies.")
+    ] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="Where models live (default: bundled models/).")] = None,
+) -> None:
+    """Fit an anomaly model on payer->receiver pair features and save it as a new version.
+
+    Example: followmoney model train worlds/1m/transactions.arrow --name iforest --kind iforest
+    """
+    with _user_errors():
+        from followmoney.config import DEFAULT_MODELS_DIR
+        from followmoney.models import MODEL_KINDS, TrainParams, train_from_files
+
+        if kind not in MODEL_KINDS:
+            _fail(f"--kind must be one of {', '.join(MODEL_KINDS)}, got '{kind}'")
+        if trees < 1 or max_samples < 2:
+            _fail("--trees must be at least 1 and --max-samples at least 2")
+        params = TrainParams(kind=kind, seed=seed, n_trees=trees, max_samples=max_samples)
+        path, written, manifest = train_from_files(transactions, name, params, models_dir or DEFAULT_MODELS_DIR, labels)
+        what = "wrote" if written else "unchanged, same as"
+        metrics = manifest["metrics"]
+        auc = metrics.get("roc_auc_planted_anomaly_pairs")
+        print(
+            f"{what} {path} ({kind}, {manifest['training']['pairs']:,} pairs from {manifest['training']['rows']:,} rows"
+            + (f", ROC AUC on planted anomalies {auc:.3f}" if auc is not None else "")
+            + ")"
+        )
+
+
+@model_app.command("list")
+def model_list(
+    models_dir: Annotated[Path | None, typer.Option(help="Where models live (default: bundled models/).")] = None,
+) -> None:
+    """List the models: name-version, kind, training size, manifest hash, whether it loads.
+
+    Example: followmoney model list
+    """
+    with _user_errors():
+        from rich.table import Table
+
+        from followmoney.config import DEFAULT_MODELS_DIR
+        from followmoney.models import list_models
+
+        table = Table(title="followmoney models")
+        for col in ("model", "kind", "trained_at", "rows", "pairs", "manifest", "status"):
+            table.add_column(col)
+        for m in list_models(models_dir or DEFAULT_MODELS_DIR):
+            table.add_row(
+                m["model"],
+                m["kind"],
+                str(m.get("trained_at", "")),
+                f"{m['rows']:,}" if m.get("rows") is not None else "",
+                f"{m['pairs']:,}" if m.get("pairs") is not None else "",
+                m.get("manifest_sha256", ""),
+                m["status"],
+            )
+        _stdout().print(table)
 
 
 if __name__ == "__main__":

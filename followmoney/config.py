@@ -12,6 +12,7 @@ from followmoney.errors import ConfigError
 from followmoney.schema import TXN_SCHEMA
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # anomaly models (models.py)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class ScanConfig:
     min_score: float = 25.0
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     max_amount_usd: float = 100_000_000.0
+    model: str | None = None  # anomaly model for rules of kind `anomaly` (None: the rule's own `model` param)
+    models_dir: Path = DEFAULT_MODELS_DIR
 
 
 def parse_column_map(items: list[str]) -> dict[str, str]:

@@ -5,7 +5,10 @@ An alert *hits* a labelled pattern when its subject or counterparty is one of th
 - recall (per typology): share of planted patterns of that typology hit by an alert of it;
 - precision@k: share of the k top-scored alerts that hit any planted (suspicious) pattern;
 - false-positive rate on look-alikes: share of benign look-alike parties (in no planted pattern)
-  that are the subject or counterparty of any alert.
+  that are the subject or counterparty of any alert (also: how many of them each alert typology reaches);
+- average precision: mean of precision@k over the ranks of the alerts that hit a planted pattern
+  (how well the score orders true alerts above false ones, all k at once);
+- patterns found by any alert: planted patterns whose parties any alert names, whatever its typology.
 """
 
 from __future__ import annotations
@@ -110,6 +113,16 @@ def evaluate(alerts: pl.DataFrame, labels: pl.DataFrame, ks: tuple[int, ...] = (
         fp_by_kind[kind] = {"parties": parties.len(), "alerted": int(n_fp), "fp_rate": round(n_fp / parties.len(), 4)}
     all_benign = benign["party_id"].unique()
     n_fp = int(all_benign.is_in(list(alerted)).sum())
+    # Which alert typologies reach the look-alikes (where to look when the FP rate is high).
+    benign_hits = alert_parties.filter(pl.col("party_id").is_in(all_benign.implode())).join(
+        alerts.select("alert_id", "typology"), on="alert_id"
+    )
+    fp_by_typology = {
+        typ: int(benign_hits.filter(pl.col("typology") == typ)["party_id"].n_unique())
+        for typ in sorted(set(benign_hits["typology"].to_list()))
+    }
+    hits_in_order = ranked["alert_id"].is_in(list(hit_any)).to_numpy()
+    found_any = hits.select("pattern_id").n_unique() if hits.height else 0
     return {
         "alerts": alerts.height,
         "per_typology": per_typology,
@@ -119,7 +132,20 @@ def evaluate(alerts: pl.DataFrame, labels: pl.DataFrame, ks: tuple[int, ...] = (
         "lookalike_parties_alerted": n_fp,
         "lookalike_fp_rate": round(n_fp / all_benign.len(), 4) if all_benign.len() else float("nan"),
         "lookalike_fp_by_kind": fp_by_kind,
+        "lookalike_parties_by_alert_typology": fp_by_typology,
+        "average_precision": _average_precision(hits_in_order),
+        "patterns_found_by_any_alert": found_any,
+        "planted_patterns": planted.height,
     }
+
+
+def _average_precision(hit: Any) -> float:
+    """Mean of precision@k over the ranks k of the hitting alerts (1.0 = every hit ranks above every miss)."""
+    n_hits = int(hit.sum())
+    if n_hits == 0:
+        return float("nan")
+    ranks = (hit.nonzero()[0] + 1).astype(float)
+    return round(float(((hit.cumsum()[hit.astype(bool)]) / ranks).mean()), 4)
 
 
 def evaluate_files(alerts_path: Path, labels_path: Path) -> dict[str, Any]:

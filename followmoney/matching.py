@@ -210,6 +210,43 @@ def prepare_names(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
     return exploded.join(keys, on="raw_name", how="left").filter(pl.col("name_key") != "")
 
 
+def _fast_local_keys(exploded: pl.DataFrame) -> pl.DataFrame:
+    """Vectorised E.164 for local numbers valid in the party's own country (the common case).
+
+    Uses phonenumbers' own metadata per distinct country (country code, national prefix, national
+    number pattern) as Polars expressions on that country's distinct numbers, so only numbers not
+    valid at home (a migrant's phone from another country, odd formats) go through `phone_keys` one
+    by one. A number counts as valid here when, without its national prefix (or a leading country
+    code), it fully matches the country's general national-number pattern."""
+    todo = exploded.filter(pl.col("phone_key").is_null() & pl.col("cc").is_not_null()).select("raw_phone", "cc")
+    todo = todo.unique().with_columns(pl.col("raw_phone").str.replace_all(r"\D", "").alias("_digits"))
+    found: list[pl.DataFrame] = []
+    for (cc,), sub in todo.partition_by("cc", as_dict=True, maintain_order=False).items():
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(str(cc).upper())
+        if meta is None or meta.general_desc is None or not meta.general_desc.national_number_pattern:
+            continue
+        pattern = f"^(?:{meta.general_desc.national_number_pattern})$"
+        code = str(meta.country_code)
+        prefix = meta.national_prefix or ""
+        digits = pl.col("_digits")
+        readings = [pl.when(digits.str.starts_with(code)).then(digits.str.slice(len(code)))]
+        if prefix:
+            readings.append(pl.when(digits.str.starts_with(prefix)).then(digits.str.slice(len(prefix))))
+        readings.append(digits)
+        valid = [pl.when(r.str.contains(pattern).fill_null(False)).then(r) for r in readings]
+        found.append(
+            sub.select(
+                "raw_phone", "cc", pl.concat_str(pl.lit("+" + code), pl.coalesce(valid)).alias("_fast")
+            ).drop_nulls("_fast")
+        )
+    if not found:
+        return exploded
+    fast = pl.concat(found)
+    return exploded.join(fast, on=["raw_phone", "cc"], how="left").select(
+        pl.exclude("phone_key", "_fast"), pl.coalesce("phone_key", "_fast").alias("phone_key")
+    )
+
+
 def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, ...] = ()) -> pl.DataFrame:
     """Explode `phones` into unique (ids..., phone_key) using each row's first country for local formats.
 
@@ -234,6 +271,7 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, 
     exploded = exploded.with_columns(
         pl.when(pl.col("phone_key").str.len_chars() < 7).then(None).otherwise(pl.col("phone_key")).alias("phone_key")
     )
+    exploded = _fast_local_keys(exploded)
     local = exploded.filter(pl.col("phone_key").is_null()).select("raw_phone", "cc").unique()
     keyed = local.with_columns(
         pl.struct("raw_phone", "cc")
@@ -366,9 +404,14 @@ def _name_pairs(p_names: pl.DataFrame, e_names: pl.DataFrame, settings: MatchSet
     e_keys = e_names.select(pl.col("name_key").unique())
 
     def with_blocks(keys: pl.DataFrame) -> pl.DataFrame:
-        return keys.with_columns(
-            pl.col("name_key").map_elements(block_keys, return_dtype=pl.List(pl.String)).alias("bkey")
-        ).explode("bkey")
+        # Built as two flat lists: one Python call per distinct name, no per-row Series construction.
+        names: list[str] = []
+        blocks: list[str] = []
+        for key in keys["name_key"].to_list():
+            found = block_keys(key)
+            names.extend([key] * len(found))
+            blocks.extend(found)
+        return pl.DataFrame({"name_key": names, "bkey": blocks}, schema={"name_key": pl.String, "bkey": pl.String})
 
     eb = with_blocks(e_keys)
     size = eb.group_by("bkey").len()

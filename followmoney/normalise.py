@@ -252,19 +252,20 @@ def _with_reasons(frame: pl.DataFrame, now: dt.datetime, max_amount_usd: float) 
     """Add `reason`: the `; `-joined quarantine reasons of each row (null when clean).
 
     Cheap boolean checks run on every row; the reason text (list building, slow per row) is made
-    only for the few rows that fail one, then joined back by row number."""
+    only for the few rows that fail one, then scattered into place."""
     checks = _reasons(now, max_amount_usd)
     faults = [cond.fill_null(False) for cond, _ in checks]
-    flagged = frame.with_columns(pl.any_horizontal(faults).alias("_bad"))
-    bad = flagged.filter(pl.col("_bad"))
-    if bad.height == 0:
-        return flagged.drop("_bad").with_columns(pl.lit(None, pl.String).alias(S.REASON))
+    positions = frame.select(pl.any_horizontal(faults).arg_true()).to_series()
+    reason = pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(S.REASON)
+    if positions.len() == 0:
+        return frame.with_columns(reason)
     parts = [
-        pl.when(cond).then(reason if isinstance(reason, pl.Expr) else pl.lit(reason))
-        for cond, (_, reason) in zip(faults, checks, strict=True)
+        pl.when(cond).then(text if isinstance(text, pl.Expr) else pl.lit(text))
+        for cond, (_, text) in zip(faults, checks, strict=True)
     ]
-    texts = bad.select(S.SOURCE_ROW, pl.concat_list(parts).list.drop_nulls().list.join("; ").alias(S.REASON))
-    return flagged.drop("_bad").join(texts, on=S.SOURCE_ROW, how="left", maintain_order="left")
+    texts = frame[positions].select(pl.concat_list(parts).list.drop_nulls().list.join("; ")).to_series()
+    # Scatter into a null column: no copy of the other columns (a join would copy the whole frame).
+    return frame.with_columns(reason.scatter(positions, texts))
 
 
 def normalise_file(

@@ -20,6 +20,8 @@ from followmoney import schema as S
 from followmoney.cases import build_cases
 from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
+from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
+from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies
 from followmoney.errors import InputError
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, link_parties
@@ -314,16 +316,21 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         clean, bad = load_transactions(files, config, fx, advance)
         check_key_collisions(clean)
     with timer("detect"), progress.stage("running rules", total=len(rules)) as advance:
-        candidates = detect(clean, rules, advance)
+        candidates = detect(clean, [r for r in rules if r.kind != ANOMALY_KIND], advance)
+    with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
+        # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
+        candidates, models_used = anomaly_stage(clean, candidates, rules, config.model, config.models_dir)
     with timer("link"), progress.stage("linking parties to lists"):
         graph, profiles, name_counts, link_settings = link_inputs(files, config, clean, candidates, entries)
         linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
+        linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     with timer("score"):
         scored = score_alerts(linked, {r.code: r for r in rules})
         alerts = scored.filter(pl.col("score") >= config.min_score)
     with timer("quarantine"):
         quarantine = quarantine_rows(files, config, bad) if bad.height else None
     data = _summary(config, files, clean, bad, rules, candidates, linked, scored, alerts, entries, timer)
+    data["models"] = models_used  # name, version, manifest sha256 of each anomaly model used
     with timer("write"), progress.stage("writing outputs"):
         outputs = write_outputs(config.out_dir, alerts, quarantine, data, extra={"cases.parquet": build_cases(alerts)})
     return Summary(data, alerts, quarantine, outputs)

@@ -1,15 +1,19 @@
 """Turn linked candidates into alerts: a 0-100 score, plain-language reasons, a stable id, a fixed order.
 
-Score (documented in the README): a noisy-or of three independent signals, then a damping factor,
+Score (documented in the README): a noisy-or of four independent signals, then a damping factor,
 
     rule     = severity * (0.5 + 0.5 * strength)          # the pattern and how strong its evidence is
     official = 0.5 * official_confidence                  # a listed official is a party
     network  = 0.6 * network_confidence * 0.7 ** hops     # a listed network member is (or is near) a party
-    score    = 100 * (1 - (1-rule)(1-official)(1-network)) * damping
+    anomaly  = 0.3 * clip((percentile - 0.99) / 0.01, 0, 1)   # the anomaly model ranks the party's pairs
+                                                          # in the top 1% of its training pairs
+    score    = 100 * (1 - (1-rule)(1-official)(1-network)(1-anomaly)) * damping
 
 damping is 0.25 for a recurring payment that looks like family support (payer abroad, sharing a
-family name with the receiver), else 1. Each term only grows with its input, so stronger evidence
-never lowers a score.
+family name with the receiver), else 1. Each term lies in [0, 1) and only grows with its input
+(hops excepted: more hops, weaker link), so stronger evidence never lowers a score; a missing input
+counts as absent (0). For `anomaly` alerts the rule's strength is itself derived from the percentile
+and the number of unusual features, so such alerts reach the top only when unusual on several counts.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from followmoney.rules import Rule
 
 FAMILY_SUPPORT_DAMPING = 0.25
 NETWORK_HOP_DECAY = 0.7
+ANOMALY_WEIGHT = 0.3
+ANOMALY_FLOOR = 0.99  # percentiles below this add nothing: only the top 1% of pairs is unusual
 
 
 def alert_id(rule_code: str, subject: str | None, counterparty: str | None, txn_ids: list[str]) -> str:
@@ -34,13 +40,22 @@ def alert_id(rule_code: str, subject: str | None, counterparty: str | None, txn_
 
 
 def score_expr(
-    severity: pl.Expr, strength: pl.Expr, official_conf: pl.Expr, network_conf: pl.Expr, hops: pl.Expr, damping: pl.Expr
+    severity: pl.Expr,
+    strength: pl.Expr,
+    official_conf: pl.Expr,
+    network_conf: pl.Expr,
+    hops: pl.Expr,
+    damping: pl.Expr,
+    anomaly_pct: pl.Expr | None = None,
 ) -> pl.Expr:
     """The 0-100 score from its inputs (see the module docstring); null inputs count as absent."""
-    rule = severity * (0.5 + 0.5 * strength.clip(0, 1))
+    rule = severity * (0.5 + 0.5 * strength.fill_null(0).clip(0, 1))
     official = 0.5 * official_conf.fill_null(0).clip(0, 1)
-    network = 0.6 * network_conf.fill_null(0).clip(0, 1) * pl.lit(NETWORK_HOP_DECAY).pow(hops.fill_null(0))
-    return (100 * (1 - (1 - rule) * (1 - official) * (1 - network)) * damping).clip(0, 100).round(1)
+    network = 0.6 * network_conf.fill_null(0).clip(0, 1) * pl.lit(NETWORK_HOP_DECAY).pow(hops.fill_null(0).clip(0))
+    pct = (anomaly_pct if anomaly_pct is not None else pl.lit(None, pl.Float64)).fill_null(0).fill_nan(0)
+    anomaly = ANOMALY_WEIGHT * ((pct - ANOMALY_FLOOR) / (1 - ANOMALY_FLOOR)).clip(0, 1)
+    noisy_or = 1 - (1 - rule) * (1 - official) * (1 - network) * (1 - anomaly)
+    return (100 * noisy_or * damping).clip(0, 100).round(1)
 
 
 class _Template(string.Formatter):
@@ -72,7 +87,14 @@ def _link_sentences() -> pl.Expr:
             pl.col("shared_family_name"),
         ),
     )
-    return pl.concat_list(pl.col("official_text"), network, family).list.drop_nulls().list.join(" ")
+    unusual = opt(
+        (pl.col("anomaly_percentile").fill_null(0) >= ANOMALY_FLOOR) & (pl.col("typology") != "anomaly"),
+        pl.format(
+            "The anomaly model also ranks the subject's payments above {}% of the pairs it was trained on.",
+            (pl.col("anomaly_percentile") * 100).round(2),
+        ),
+    )
+    return pl.concat_list(pl.col("official_text"), network, family, unusual).list.drop_nulls().list.join(" ")
 
 
 def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
@@ -92,6 +114,8 @@ def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
             )
         )
     frame = pl.concat(parts, how="diagonal_relaxed")
+    if "anomaly_percentile" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias("anomaly_percentile"))
     cross = pl.col("cross_border") if "cross_border" in frame.columns else pl.lit(False)
     frame = frame.with_columns(
         (
@@ -108,6 +132,7 @@ def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
             pl.col("network_confidence"),
             pl.col("network_hops"),
             pl.when(pl.col("_family_support")).then(FAMILY_SUPPORT_DAMPING).otherwise(1.0),
+            pl.col("anomaly_percentile"),
         ).alias("score"),
     )
     frame = frame.with_columns(

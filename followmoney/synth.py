@@ -2481,6 +2481,7 @@ CATALOGUE_KINDS: Final = (
     AGENT_HOPPING,
     OFFICIAL_FAN_IN,
     RECURRING_SHARED,
+    "one_off_to_official",
 )
 EUR_THRESHOLDS: Final = (10000.0, 15000.0)
 
@@ -2497,6 +2498,7 @@ def _catalogue_builders(b: _Builder, counts: Mapping[str, int]) -> list[Callable
         lambda r: _agent_hopping(b, r, n),
         lambda r: _official_fan_in(b, r, n // 2),
         lambda r: _recurring_shared(b, r, n // 2),
+        lambda r: _one_off_to_official(b, r, n // 2),
     ]
 
 
@@ -2798,6 +2800,55 @@ def _recurring_shared(b: _Builder, rng: np.random.Generator, n: int) -> _Pattern
     return _Patterns(
         RECURRING_SHARED, True, RECURRING, variant, subject, payee, parties, pcounts, officials, network,
         np.full(n, np.nan), rows,
+    )  # fmt: skip
+
+
+ONE_OFF: Final = "one_off_to_official"
+
+
+def _one_off_to_official(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """A network member with small everyday sends (40-120 USD) receives 1,000-3,000 USD from another member of
+    its network and 8-60 hours later pays an official it never paid before 800-2,500 USD, once."""
+    pairs = _fresh_members(b, rng, 2)[:n]
+    n = len(pairs)
+    if n == 0:
+        return _no_patterns(ONE_OFF, "one_off_payment_to_official")
+    members = np.array([m for g in pairs for m in g], dtype=np.int64)
+    b.member_customer.update(b.list_customers(rng, b.members, members, "network"))
+    payer = np.array([b.member_customer[g[0]] for g in pairs], dtype=np.int64)
+    source = np.array([b.member_customer[g[1]] for g in pairs], dtype=np.int64)
+    res = np.array([b.members.countries[g[0]][0] for g in pairs], dtype=np.int64)
+    officials = np.array([_fresh_official(b, rng, int(c)) for c in res], dtype=np.int64)
+    b.official_customer.update(b.list_customers(rng, b.officials, officials, "official"))
+    payee = np.array([b.official_customer[int(o)] for o in officials], dtype=np.int64)
+    family = b.new_people(
+        rng, b.cust.get("prim", payer).astype(np.int64), b.cust.get("culture", payer).astype(np.int64)
+    )
+    k = rng.integers(4, 9, n)
+    group, _ = _ragged(k)
+    event_day = rng.uniform(120.0, 350.0, n)
+    hist_day = event_day[group] - rng.uniform(5.0, 110.0, group.size)
+    hour = rng.uniform(9.0, 18.0, group.size) * 3600.0
+    hist_ts = _clip_year(hist_day * _DAY_S + hour - _UTC_OFFSET_S[res[group]])
+    usd = np.full(group.size, _USD, dtype=np.int8)
+    event_ts = _clip_year(event_day * _DAY_S + 11 * 3600.0 - _UTC_OFFSET_S[res])
+    pay_ts = _clip_year(event_ts + rng.uniform(8.0, 60.0, n) * 3600.0)
+    one = np.arange(n, dtype=np.int64)
+    cur = np.full(n, _USD, dtype=np.int8)
+    rows = _Block.concat([
+        b.rows_block(rng, hist_ts, payer[group], family[group], np.round(rng.uniform(40.0, 120.0, group.size), 2),
+                     usd, b.agents_for(rng, payer[group], 0.9), group),
+        b.rows_block(rng, event_ts, source, payer, np.round(rng.uniform(1000.0, 3000.0, n), 2), cur,
+                     b.agents_for(rng, source, 0.8), one),
+        b.rows_block(rng, pay_ts, payer, payee, np.round(rng.uniform(800.0, 2500.0, n), 2), cur,
+                     b.agents_for(rng, payer, 0.8), one),
+    ])  # fmt: skip
+    others = np.stack([source, payee], axis=1).ravel()
+    parties, pcounts = _with_subject(payer, others, np.full(n, 2, dtype=np.int64))
+    network = np.array([b.members.network[g[0]] for g in pairs], dtype=np.int64)
+    return _Patterns(
+        ONE_OFF, True, "one_off_payment_to_official", ["after_network_transfer"] * n, payer, payee, parties,
+        pcounts, officials, network, np.full(n, np.nan), rows,
     )  # fmt: skip
 
 

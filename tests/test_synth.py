@@ -218,7 +218,7 @@ def test_labels_schema_and_counts(world: World) -> None:
     assert counts["family_remittance"] >= 100 and counts["near_threshold_single"] >= 50
     suspicious = world.labels.filter(pl.col("suspicious"))["kind"].unique().sort().to_list()
     catalogue = ["agent_hopping", "fan_out_splitting", "official_fan_in", "recurring_rotating_or_via", "shared_phone"]
-    catalogue += ["smurfing", "structuring_eur", "wage_pooling"]
+    catalogue += ["one_off_to_official", "smurfing", "structuring_eur", "wage_pooling"]
     assert suspicious == sorted(["network_flow", "recurring_payment_to_official", "structuring", *catalogue])
     assert (
         world.labels.filter(~pl.col("suspicious"))["typology"].null_count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from followmoney.detectors.anomaly import AnomalousPair
 from followmoney.detectors.base import Detector, Param
 from followmoney.detectors.fan import DistinctInWindow
 from followmoney.detectors.oneoff import OneOffAfterTransfer
@@ -19,6 +20,7 @@ DETECTORS: dict[str, type[Detector]] = {
         PoolAndForward,
         OneOffAfterTransfer,
         RoundAmounts,
+        AnomalousPair,  # the anomaly engineer's kind (detectors/anomaly.py)
     )
 }
 

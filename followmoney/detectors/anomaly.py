@@ -1,0 +1,234 @@
+"""Kind `anomaly`: payer->receiver pairs that behave unlike the pairs the anomaly model was trained on.
+
+The model (models.py) scores every pair from its own, its payer's and its receiver's features
+(features.py); a pair whose score ranks at or above `min_percentile` of the training pairs, and
+whose behaviour can be explained by at least `min_unusual` features in the far tails of their
+training distributions, becomes a candidate about the side that makes it unusual (the payer, or the
+receiver when receiver features dominate). Percentiles are against the training world, not the
+scanned batch, so a rule example of a dozen rows is scored as meaningfully as a 10M-row dump.
+
+The pipeline runs this kind in its own stage (`anomaly_stage`): it scores pairs once, attaches each
+rule candidate's payer percentile (used by the score), and after linking `finalize_anomalies`
+drops anomaly candidates already covered by a rule alert and keeps the most anomalous: those unusual
+on the most features at once, then the highest percentile (at most `max_alerts`, and at most
+`max_per_10k_pairs` per 10,000 pairs scanned).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.config import DEFAULT_MODELS_DIR
+from followmoney.detectors.base import Detector, Param
+from followmoney.features import pair_table
+from followmoney.forest import attribution
+from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
+
+KIND = "anomaly"
+PERCENTILE = "anomaly_percentile"
+_MAX_REASONS = 3
+MIN_SENDS_FOR_SHARES = 3
+
+
+class AnomalousPair(Detector):
+    """Pairs (and the party behind them) whose features an anomaly model finds far from typical."""
+
+    kind = KIND
+    summary = "payer->receiver pairs an anomaly model ranks as unlike the training world, explained by features"
+    params: ClassVar[dict[str, Param]] = {
+        "model": Param(str, "iforest", "model name (latest version), name-vN, or a model directory"),
+        "min_percentile": Param(float, 0.998, "lowest anomaly percentile, among training pairs, that alerts"),
+        "feature_tail": Param(float, 0.002, "a feature is unusual in this two-sided tail of its training values"),
+        "min_unusual": Param(int, 2, "fewest unusual features needed to explain (and raise) an alert"),
+        "max_alerts": Param(int, 25, "keep at most this many anomaly alerts (the most anomalous) per scan"),
+        "max_per_10k_pairs": Param(float, 2.0, "and at most this many per 10,000 payer->receiver pairs scanned"),
+    }
+    evidence: ClassVar[dict[str, pl.DataType]] = {
+        "anomaly_score": pl.Float64(),
+        "anomaly_percentile": pl.Float64(),
+        "top_percent": pl.Float64(),
+        "explanation": pl.String(),
+        "n_unusual": pl.Int64(),
+        "n_pairs": pl.Int64(),
+        "side": pl.String(),
+        "model": pl.String(),
+        "n_scanned_pairs": pl.Int64(),
+    }
+
+    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+        """Anomalous pairs in `txns` under the model named by params['model'] (from the default models dir)."""
+        model = load(str(params["model"]), DEFAULT_MODELS_DIR)
+        return anomaly_candidates(txns, model, score_table(model, pair_table(txns, model.corridors())), params)
+
+
+def _explain(model: Model, rows: pl.DataFrame, tail_share: float) -> tuple[list[str], np.ndarray, list[str]]:
+    """Per row: the explanation text, the number of unusual features, and the side that drives it."""
+    feats = model.features
+    values = rows.select(pl.col(f.name).cast(pl.Float64) for f in feats).to_numpy()
+    filled = np.where(np.isnan(values), model.arrays["fill"][None, :], values)
+    q = model.arrays["feature_q"]
+    pct = feature_percentiles(filled, q)
+    typical = q[len(FEATURE_LEVELS) // 2]
+    high = np.array([f.unusual in ("high", "both") for f in feats])
+    low = np.array([f.unusual in ("low", "both") for f in feats])
+    tail = np.minimum(np.where(high[None, :], 1.0 - pct, 1.0), np.where(low[None, :], pct, 1.0))
+    unusual = (tail <= tail_share) & ~np.isnan(values) & (np.abs(filled - typical[None, :]) > 1e-12)
+    # A share of one or two sends says little ("100% at night" after a single transfer).
+    few = rows["payer_n"].cast(pl.Float64).fill_null(0).to_numpy() < MIN_SENDS_FOR_SHARES
+    shares = np.array([f.level == "payer" and f.name.endswith("_share") for f in feats])
+    unusual &= ~(few[:, None] & shares[None, :])
+    # Say published red-flag indicators first, then the other unusual traits, each group ordered by how
+    # much the model itself relies on the feature for this row.
+    weight = attribution(model.kind, model.matrix(rows), model.arrays)
+    flag = np.array([f.red_flag for f in feats])
+    receiver = np.array([f.level == "receiver" for f in feats])
+    texts, sides = [], []
+    for i in range(values.shape[0]):  # one loop per alerted pair (a few thousand at most), never per transfer
+        order = [j for j in np.lexsort((-weight[i], ~flag)) if unusual[i, j]][:_MAX_REASONS]
+        texts.append("; ".join(feats[j].text.format(value=filled[i, j], typical=typical[j]) for j in order))
+        drive = weight[i] * unusual[i]
+        sides.append("receiver" if drive[receiver].sum() > drive[~receiver].sum() else "sender")
+    return texts, unusual.sum(axis=1).astype(np.int64), sides
+
+
+def anomaly_candidates(txns: pl.DataFrame, model: Model, scored: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """Candidates from a scored pair table: one per anomalous party, evidence = its anomalous pairs' transfers."""
+    hits = scored.filter(pl.col(PERCENTILE) >= float(params["min_percentile"]))
+    if hits.height == 0:
+        return AnomalousPair.empty()
+    texts, n_unusual, sides = _explain(model, hits, float(params["feature_tail"]))
+    hits = hits.with_columns(
+        pl.Series("explanation", texts, dtype=pl.String),
+        pl.Series("n_unusual", n_unusual, dtype=pl.Int64),
+        pl.Series("side", sides, dtype=pl.String),
+    ).filter(pl.col("n_unusual") >= int(params["min_unusual"]))
+    if hits.height == 0:
+        return AnomalousPair.empty()
+    hits = hits.with_columns(
+        pl.when(pl.col("side") == "sender").then(pl.col("subject_id")).otherwise(pl.col("counterparty_id")).alias("_p"),
+        pl.when(pl.col("side") == "sender").then(pl.col("counterparty_id")).otherwise(pl.col("subject_id")).alias("_o"),
+    )
+    # Evidence: every transfer of the alerted party on the alerted side (its sends, or its receipts),
+    # since the features that make it unusual describe all of them.
+    parties = hits.select("_p", "side").unique("_p", keep="first")
+    sends = (
+        txns.lazy()
+        .join(parties.lazy().filter(pl.col("side") == "sender"), left_on=S.SENDER_ID, right_on="_p")
+        .select(pl.col(S.SENDER_ID).alias("_p"), pl.col(S.RECEIVER_ID).alias("_o"), S.TS, S.TXN_ID, S.AMOUNT_USD)
+    )
+    receipts = (
+        txns.lazy()
+        .join(parties.lazy().filter(pl.col("side") == "receiver"), left_on=S.RECEIVER_ID, right_on="_p")
+        .select(pl.col(S.RECEIVER_ID).alias("_p"), pl.col(S.SENDER_ID).alias("_o"), S.TS, S.TXN_ID, S.AMOUNT_USD)
+    )
+    evidence = (
+        pl.concat([sends, receipts])
+        .group_by("_p")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_txns"),
+            pl.col(S.AMOUNT_USD).sum().alias("total_usd"),
+            pl.col(S.TXN_ID).sort().alias("txn_ids"),
+            pl.col("_o").n_unique().cast(pl.Int64).alias("n_pairs"),
+            pl.when(pl.col("_o").n_unique() == 1).then(pl.col("_o").first()).otherwise(None).alias("_single"),
+            pl.col(S.TS).min().alias("window_start"),
+            pl.col(S.TS).max().alias("window_end"),
+        )
+        .collect()
+    )
+    top = pl.col(PERCENTILE).rank("ordinal", descending=True).over("_p") == 1
+    best = hits.sort(PERCENTILE, "anomaly_score", "_o", descending=[True, True, False]).filter(top)
+    floor = float(params["min_percentile"])
+    pct_term = ((pl.col(PERCENTILE) - floor) / max(1e-9, 1.0 - floor)).clip(0, 1)
+    out = (
+        best.select("_p", "anomaly_score", PERCENTILE, "explanation", "n_unusual", "side")
+        .join(evidence, on="_p")
+        .sort("n_unusual", PERCENTILE, "_p", descending=[True, True, False])
+    )
+    return out.select(
+        pl.lit(None, pl.String).alias("rule_code"),
+        pl.col("_p").alias("subject_id"),
+        pl.col("_single").alias("counterparty_id"),
+        "window_start",
+        "window_end",
+        "n_txns",
+        "total_usd",
+        (0.6 * pct_term + 0.4 * ((pl.col("n_unusual") - 1) / 3).clip(0, 1)).alias("strength"),
+        "txn_ids",
+        pl.col("anomaly_score").round(6),
+        pl.col(PERCENTILE).round(6),
+        ((1 - pl.col(PERCENTILE)) * 100).clip(0.01, 100).round(2).alias("top_percent"),
+        "explanation",
+        "n_unusual",
+        "n_pairs",
+        "side",
+        pl.lit(model.label).alias("model"),
+        pl.lit(scored.height, pl.Int64).alias("n_scanned_pairs"),
+    )
+
+
+def payer_percentiles(scored: pl.DataFrame) -> pl.DataFrame:
+    """Each sending party's highest pair percentile (what the score adds to rule alerts about it)."""
+    return scored.group_by("subject_id").agg(pl.col(PERCENTILE).max())
+
+
+def anomaly_stage(
+    txns: pl.DataFrame,
+    candidates: pl.DataFrame,
+    rules: list[Any],
+    model_ref: str | None,
+    models_dir: Path = DEFAULT_MODELS_DIR,
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Score pairs once; add anomaly candidates of every `anomaly` rule and payer percentiles to all.
+
+    Returns (candidates, models used) — the latter for summary.json. Without an anomaly rule the
+    candidates come back unchanged and no model is loaded.
+    """
+    own = [r for r in rules if r.kind == KIND]
+    if not own:
+        return candidates, []
+    refs = {model_ref or str(r.params["model"]) for r in own}
+    models = {ref: load(ref, models_dir) for ref in sorted(refs)}
+    parts: list[pl.DataFrame] = []
+    first: pl.DataFrame | None = None
+    for ref, model in models.items():
+        scored = score_table(model, pair_table(txns, model.corridors()))
+        first = first if first is not None else scored
+        for rule in (r for r in own if (model_ref or str(r.params["model"])) == ref):
+            found = anomaly_candidates(txns, model, scored, rule.params)
+            parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
+    assert first is not None
+    base = candidates.drop(PERCENTILE, strict=False).join(payer_percentiles(first), on="subject_id", how="left")
+    merged = pl.concat([base, *parts], how="diagonal_relaxed")
+    return merged, [m.info() for m in models.values()]
+
+
+def finalize_anomalies(linked: pl.DataFrame, rules: list[Any]) -> pl.DataFrame:
+    """Drop anomaly candidates whose parties a rule candidate (meeting its requirements) already covers,
+    then keep each anomaly rule's most anomalous: at most `max_alerts`, and at most `max_per_10k_pairs`
+    per 10,000 pairs scanned (an anomaly is rare by definition; a small batch gets few)."""
+    own = {r.code: r.params for r in rules if r.kind == KIND}
+    if not own or linked.height == 0:
+        return linked
+    is_anomaly = pl.col("rule_code").is_in(list(own))
+    rule_rows = linked.filter(~is_anomaly)
+    covered = pl.concat([rule_rows["subject_id"], rule_rows["counterparty_id"].drop_nulls()]).unique().implode()
+    anomalies = linked.filter(
+        is_anomaly & ~pl.col("subject_id").is_in(covered) & ~pl.col("counterparty_id").is_in(covered).fill_null(False)
+    )
+    kept = []
+    for code, params in sorted(own.items()):
+        mine = anomalies.filter(pl.col("rule_code") == code)
+        if mine.height == 0:
+            continue
+        scanned = int(mine["n_scanned_pairs"].max() or 0)
+        limit = min(int(params["max_alerts"]), math.ceil(scanned * float(params["max_per_10k_pairs"]) / 10_000))
+        # Most anomalous first: unusual on the most counts at once, then the highest percentile.
+        ranked = mine.sort("n_unusual", PERCENTILE, "subject_id", descending=[True, True, False])
+        kept.append(ranked.head(limit))
+    return pl.concat([rule_rows, *kept], how="diagonal_relaxed")

@@ -1,0 +1,409 @@
+"""Behaviour features of parties and payer->receiver pairs, as plain functions returning pl.Expr.
+
+The anomaly models (models.py) score one row per payer->receiver pair: the pair's own features
+beside its payer's (sending side) and its receiver's (receiving side) features. Every feature is an
+absolute property of the party or pair (counts, shares, USD), never a rank within the batch being
+scanned, so a model trained on one world scores another. The only learned lookup, how rare a
+country corridor is, travels with the model (`corridor_table`).
+
+Features are kept in natural units (counts, USD, shares) so explanations can quote them; the
+model applies `log1p` to the heavy-tailed ones (`Feature.log`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+
+NEAR_THRESHOLDS_USD = (3_000.0, 10_000.0)  # the MSB record-keeping and CTR lines (see DOMAIN.md)
+NEAR_BAND = 0.2  # "within 20% below" a threshold
+VELOCITY_HOURS = 48
+_US_PER_HOUR = 3_600_000_000
+_US_PER_WEEK = 7 * 24 * _US_PER_HOUR
+CORRIDOR = "_corridor"
+RARITY = "_corridor_rarity"
+UNSEEN_CORRIDOR_SHARE = 1e-7  # a corridor absent from training counts as rarer than any seen one
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its column name, which side it describes, whether the model logs it, how to say it."""
+
+    name: str
+    level: str  # "pair", "payer" or "receiver"
+    log: bool
+    text: str  # format fields: {value}, {typical}; pct features are shares 0-1 printed as %
+    unusual: str = "high"  # which tail is worth saying: "high", "low" or "both"
+    red_flag: bool = False  # a published red-flag indicator (DOMAIN.md): said first when unusual
+    judged_by: str = ""  # rules that already judge this behaviour; default models leave it out (see MODEL_FEATURES)
+
+
+# Order matters: it is the model's column order (recorded in every manifest).
+FEATURES: tuple[Feature, ...] = (
+    Feature("pair_n", "pair", True, "{value:,.0f} transfers to this receiver vs a typical {typical:,.0f}"),
+    Feature("pair_usd", "pair", True, "{value:,.0f} USD to this receiver vs a typical {typical:,.0f}"),
+    Feature(
+        "pair_amount_cv",
+        "pair",
+        False,
+        "amount variation (CV) {value:.2f} vs a typical {typical:.2f}",
+        "low",
+        judged_by="FM120",
+    ),
+    Feature(
+        "pair_gap_cv",
+        "pair",
+        False,
+        "gap variation (CV) {value:.2f} vs a typical {typical:.2f}",
+        "low",
+        judged_by="FM120",
+    ),
+    Feature(
+        "pair_corridor_rarity",
+        "pair",
+        False,
+        "corridor rarity {value:.1f} (-log10 of its share of transfers) vs a typical {typical:.1f}",
+    ),
+    Feature("payer_n", "payer", True, "sends {value:,.0f} transfers vs a typical {typical:,.0f}"),
+    Feature("payer_usd", "payer", True, "sends {value:,.0f} USD in all vs a typical {typical:,.0f}"),
+    Feature(
+        "payer_receivers",
+        "payer",
+        True,
+        "sends to {value:,.0f} distinct receivers vs a typical {typical:,.0f}",
+        judged_by="FM111",
+    ),
+    Feature(
+        "payer_receivers_week",
+        "payer",
+        True,
+        "sends to {value:,.0f} distinct receivers a week vs a typical {typical:,.0f}",
+        red_flag=True,
+        judged_by="FM111",
+    ),
+    Feature(
+        "payer_burst_share", "payer", False, "{value:.0%} of its sends fall in one week vs a typical {typical:.0%}"
+    ),
+    Feature(
+        "payer_agents",
+        "payer",
+        True,
+        "uses {value:,.0f} agents vs a typical {typical:,.0f}",
+        red_flag=True,
+        judged_by="FM132",
+    ),
+    Feature("payer_corridors", "payer", True, "sends along {value:,.0f} corridors vs a typical {typical:,.0f}"),
+    Feature("payer_cross_share", "payer", False, "{value:.0%} of its sends cross a border vs a typical {typical:.0%}"),
+    Feature(
+        "payer_rare_corridor_share",
+        "payer",
+        False,
+        "{value:.0%} of its sends go along rare corridors vs a typical {typical:.0%}",
+        red_flag=True,
+    ),
+    Feature(
+        "payer_near_share",
+        "payer",
+        False,
+        "{value:.0%} of its amounts are within 20% below 3,000 or 10,000 USD vs a typical {typical:.0%}",
+        red_flag=True,
+        judged_by="FM101-FM104",
+    ),
+    Feature(
+        "payer_round_share",
+        "payer",
+        False,
+        "{value:.0%} of its amounts are round vs a typical {typical:.0%}",
+        red_flag=True,
+        judged_by="FM140",
+    ),
+    Feature(
+        "payer_velocity_share",
+        "payer",
+        False,
+        "{value:.0%} of its sends follow money received within 48 h vs a typical {typical:.0%}",
+        red_flag=True,
+        judged_by="FM131",
+    ),
+    Feature(
+        "payer_night_share",
+        "payer",
+        False,
+        "{value:.0%} of its sends are at night (local time) vs a typical {typical:.0%}",
+        red_flag=True,
+    ),
+    Feature(
+        "payer_weekend_share", "payer", False, "{value:.0%} of its sends are at weekends vs a typical {typical:.0%}"
+    ),
+    Feature(
+        "payer_gap_cv",
+        "payer",
+        False,
+        "gap variation (CV) of its sends {value:.2f} vs a typical {typical:.2f}",
+        "low",
+        judged_by="FM120",
+    ),
+    Feature("receiver_n", "receiver", True, "the receiver gets {value:,.0f} transfers vs a typical {typical:,.0f}"),
+    Feature(
+        "receiver_senders",
+        "receiver",
+        True,
+        "the receiver has {value:,.0f} senders vs a typical {typical:,.0f}",
+        judged_by="FM110",
+    ),
+    Feature(
+        "receiver_senders_week",
+        "receiver",
+        True,
+        "the receiver has {value:,.0f} distinct senders a week vs a typical {typical:,.0f}",
+        red_flag=True,
+        judged_by="FM110",
+    ),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURE_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+# What default models learn from: behaviour no rule judges. The anomaly half should add what the rules
+# miss; a party whose near-threshold sends, fan-out, agents, pass-through speed or round amounts are
+# unusual is the rules' business (they looked, and alerted or judged it benign).
+MODEL_FEATURES: tuple[Feature, ...] = tuple(f for f in FEATURES if not f.judged_by)
+RARE_CORRIDOR = 3.0  # rarity >= 3: fewer than 1 transfer in 1,000 goes along this corridor
+
+
+# ---------------------------------------------------------------- per-transfer expressions
+
+
+def near_threshold(
+    amount: pl.Expr, thresholds: tuple[float, ...] = NEAR_THRESHOLDS_USD, band: float = NEAR_BAND
+) -> pl.Expr:
+    """True for an amount within `band` below any of the thresholds."""
+    return pl.any_horizontal([(amount >= (1 - band) * t) & (amount < t) for t in thresholds])
+
+
+def is_round(amount: pl.Expr) -> pl.Expr:
+    """True for a whole multiple of 100 (in the transfer's own currency)."""
+    return (amount % 100).abs() < 1e-9
+
+
+# Standard UTC offsets (hours) of the sender's country, to read times of day where the money is handed in.
+# Single-zone countries of the region and its main remittance hosts; other countries are read in UTC.
+# (Multi-zone hosts take their most populous zone; no daylight saving: a one-hour shift moves few sends
+# across the night boundary.)
+UTC_OFFSET_HOURS: dict[str, float] = {
+    "TH": 7, "KH": 7, "LA": 7, "VN": 7, "MM": 6.5, "MY": 8, "SG": 8, "PH": 8, "ID": 7, "BN": 8, "TL": 9,
+    "CN": 8, "HK": 8, "MO": 8, "TW": 8, "KR": 9, "JP": 9, "IN": 5.5, "BD": 6, "NP": 5.75, "LK": 5.5,
+    "PK": 5, "AE": 4, "OM": 4, "QA": 3, "SA": 3, "KW": 3, "BH": 3, "JO": 3, "IL": 2, "GB": 0, "US": -6,
+    "CA": -5, "AU": 10, "NZ": 12,
+}  # fmt: skip
+
+
+def local_ts(ts: pl.Expr, country: pl.Expr) -> pl.Expr:
+    """The transfer time shifted to the sender country's standard time (UTC for unknown countries)."""
+    offsets = {k: float(v) for k, v in UTC_OFFSET_HOURS.items()}
+    hours = country.replace_strict(offsets, default=0.0, return_dtype=pl.Float64).fill_null(0.0)
+    return ts + pl.duration(minutes=(hours * 60).cast(pl.Int64))
+
+
+def is_night(local: pl.Expr) -> pl.Expr:
+    """True between 22:00 and 06:00 local time (pass `local_ts`)."""
+    hour = local.dt.hour()
+    return (hour >= 22) | (hour < 6)
+
+
+def is_weekend(local: pl.Expr) -> pl.Expr:
+    """True on a local Saturday or Sunday (pass `local_ts`)."""
+    return local.dt.weekday() >= 6
+
+
+def is_cross_border() -> pl.Expr:
+    """True when sender and receiver countries differ."""
+    return pl.col(S.SENDER_COUNTRY).fill_null("") != pl.col(S.RECEIVER_COUNTRY).fill_null("")
+
+
+def corridor() -> pl.Expr:
+    """The country corridor as 'XX>YY'."""
+    return pl.concat_str(
+        pl.col(S.SENDER_COUNTRY).fill_null("??"), pl.lit(">"), pl.col(S.RECEIVER_COUNTRY).fill_null("??")
+    )
+
+
+def week(ts: pl.Expr) -> pl.Expr:
+    """Index of the 7-day bucket since the epoch."""
+    return ts.dt.epoch("us") // _US_PER_WEEK
+
+
+# ---------------------------------------------------------------- aggregate expressions
+
+
+def share(cond: pl.Expr) -> pl.Expr:
+    """Share of rows where `cond` holds (in an aggregation)."""
+    return cond.cast(pl.Float64).mean()
+
+
+def cv(values: pl.Expr) -> pl.Expr:
+    """Coefficient of variation (population std / mean); 0 for a single value."""
+    return (values.std(ddof=0) / values.mean()).fill_nan(0.0).fill_null(0.0)
+
+
+def gaps(ts: pl.Expr, *keys: str) -> pl.Expr:
+    """Seconds since the group's previous transfer, on rows sorted by keys then time (null for a group's first).
+
+    Written with shifts rather than `.over(keys)`: on sorted rows it is one vectorised pass.
+    """
+    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys])
+    return pl.when(same).then(ts.diff().dt.total_seconds(fractional=True)).otherwise(None)
+
+
+def gap_cv(gap: pl.Expr) -> pl.Expr:
+    """CV of a group's gaps (from `gaps`); null with fewer than three transfers (in an aggregation)."""
+    return pl.when(pl.len() >= 3).then((gap.std(ddof=0) / gap.mean()).fill_nan(0.0).fill_null(0.0)).otherwise(None)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def corridor_table(txns: pl.DataFrame) -> pl.DataFrame:
+    """Corridor rarity learned from training data: -log10 of each corridor's share of transfers."""
+    counts = txns.lazy().select(corridor().alias(CORRIDOR)).group_by(CORRIDOR).len().collect()
+    total = float(counts["len"].sum()) if counts.height else 1.0
+    return counts.select(pl.col(CORRIDOR), (-(pl.col("len").cast(pl.Float64) / total).log10()).alias(RARITY)).sort(
+        CORRIDOR
+    )
+
+
+def _with_rarity(txns: pl.LazyFrame, corridors: pl.DataFrame) -> pl.LazyFrame:
+    unseen = -float(np.log10(UNSEEN_CORRIDOR_SHARE))
+    return (
+        txns.with_columns(corridor().alias(CORRIDOR))
+        .join(corridors.lazy(), on=CORRIDOR, how="left")
+        .with_columns(pl.col(RARITY).fill_null(unseen))
+    )
+
+
+def _velocity(txns: pl.LazyFrame) -> pl.LazyFrame:
+    """Per payer: share of its sends made within VELOCITY_HOURS after it received money."""
+    outs = txns.select(pl.col(SENDER_KEY).alias("_party"), pl.col(S.TS).alias("_t")).sort("_t")
+    ins = txns.select(pl.col(RECEIVER_KEY).alias("_party"), pl.col(S.TS).alias("_in")).sort("_in")
+    joined = outs.join_asof(
+        ins,
+        left_on="_t",
+        right_on="_in",
+        by="_party",
+        strategy="backward",
+        tolerance=f"{VELOCITY_HOURS}h",
+        check_sortedness=False,
+    )
+    return joined.group_by("_party").agg(share(pl.col("_in").is_not_null()).alias("payer_velocity_share"))
+
+
+def payer_features(txns: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per sending party (SENDER_KEY) with the payer_* features; needs the rarity column."""
+    base = txns.sort(SENDER_KEY, S.TS).select(
+        pl.col(SENDER_KEY).alias("_party"),
+        week(pl.col(S.TS)).alias("_week"),
+        gaps(pl.col(S.TS), SENDER_KEY).alias("_gap"),
+        S.TS,
+        RECEIVER_KEY,
+        S.AGENT_ID,
+        S.AMOUNT,
+        S.AMOUNT_USD,
+        CORRIDOR,
+        RARITY,
+        is_cross_border().alias("_cross"),
+        local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
+    )
+    weekly = (
+        base.group_by("_party", "_week")
+        .agg(pl.col(RECEIVER_KEY).n_unique().alias("_rw"), pl.len().alias("_nw"))
+        .group_by("_party")
+        .agg(pl.col("_rw").max().alias("payer_receivers_week"), pl.col("_nw").max().alias("_max_week"))
+    )
+    agg = base.group_by("_party").agg(
+        pl.len().cast(pl.Float64).alias("payer_n"),
+        pl.col(S.AMOUNT_USD).sum().alias("payer_usd"),
+        pl.col(RECEIVER_KEY).n_unique().cast(pl.Float64).alias("payer_receivers"),
+        pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Float64).alias("payer_agents"),
+        pl.col(CORRIDOR).n_unique().cast(pl.Float64).alias("payer_corridors"),
+        share(pl.col("_cross")).alias("payer_cross_share"),
+        share(pl.col(RARITY) >= RARE_CORRIDOR).alias("payer_rare_corridor_share"),
+        share(near_threshold(pl.col(S.AMOUNT_USD))).alias("payer_near_share"),
+        share(is_round(pl.col(S.AMOUNT))).alias("payer_round_share"),
+        share(is_night(pl.col("_local"))).alias("payer_night_share"),
+        share(is_weekend(pl.col("_local"))).alias("payer_weekend_share"),
+        gap_cv(pl.col("_gap")).alias("payer_gap_cv"),
+    )
+    return (
+        agg.join(weekly, on="_party", how="left")
+        .join(_velocity(txns), on="_party", how="left")
+        .with_columns(
+            pl.col("payer_receivers_week").cast(pl.Float64),
+            (pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"),
+        )
+        .drop("_max_week")
+        .rename({"_party": SENDER_KEY})
+    )
+
+
+def receiver_features(txns: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per receiving party (RECEIVER_KEY) with the receiver_* features."""
+    base = txns.select(pl.col(RECEIVER_KEY).alias("_party"), week(pl.col(S.TS)).alias("_week"), SENDER_KEY)
+    weekly = (
+        base.group_by("_party", "_week")
+        .agg(pl.col(SENDER_KEY).n_unique().alias("_sw"))
+        .group_by("_party")
+        .agg(pl.col("_sw").max().cast(pl.Float64).alias("receiver_senders_week"))
+    )
+    agg = base.group_by("_party").agg(
+        pl.len().cast(pl.Float64).alias("receiver_n"),
+        pl.col(SENDER_KEY).n_unique().cast(pl.Float64).alias("receiver_senders"),
+    )
+    return agg.join(weekly, on="_party", how="left").rename({"_party": RECEIVER_KEY})
+
+
+def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, txn count and the pair_* features."""
+    pairs = [SENDER_KEY, RECEIVER_KEY]
+    return (
+        txns.sort(*pairs, S.TS)
+        .with_columns(gaps(pl.col(S.TS), *pairs).alias("_gap"))
+        .group_by(*pairs)
+        .agg(
+            pl.col(S.SENDER_ID).first().alias("subject_id"),
+            pl.col(S.RECEIVER_ID).first().alias("counterparty_id"),
+            pl.col(S.TS).min().alias("window_start"),
+            pl.col(S.TS).max().alias("window_end"),
+            pl.len().cast(pl.Float64).alias("pair_n"),
+            pl.col(S.AMOUNT_USD).sum().alias("pair_usd"),
+            cv(pl.col(S.AMOUNT_USD)).alias("pair_amount_cv"),
+            gap_cv(pl.col("_gap")).alias("pair_gap_cv"),
+            pl.col(RARITY).mean().alias("pair_corridor_rarity"),
+        )
+    )
+
+
+def pair_table(txns: pl.DataFrame, corridors: pl.DataFrame) -> pl.DataFrame:
+    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES)."""
+    needed = [SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT, S.AMOUNT_USD, S.AGENT_ID]
+    needed += [S.SENDER_COUNTRY, S.RECEIVER_COUNTRY]
+    # Materialise the projected rows (with rarity) once: three aggregations read them.
+    lazy = _with_rarity(txns.lazy().select(needed), corridors).collect().lazy()
+    table = (
+        pair_features(lazy)
+        .join(payer_features(lazy), on=SENDER_KEY, how="left")
+        .join(receiver_features(lazy), on=RECEIVER_KEY, how="left")
+        .sort(SENDER_KEY, RECEIVER_KEY)
+    )
+    return table.collect()
+
+
+def feature_matrix(table: pl.DataFrame, fill: np.ndarray, features: tuple[Feature, ...] = FEATURES) -> np.ndarray:
+    """The model's input: `features` in order, nulls filled with `fill`, log1p where Feature.log."""
+    cols = []
+    for i, f in enumerate(features):
+        col = pl.col(f.name).cast(pl.Float64).fill_nan(None).fill_null(float(fill[i]))
+        cols.append(col.log1p() if f.log else col)
+    return np.ascontiguousarray(table.select(cols).to_numpy().astype(np.float64))

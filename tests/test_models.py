@@ -1,0 +1,308 @@
+"""Anomaly features, models (export, Numba scoring, versions, refusal of pickles/tampering) and alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import T0, frame, txn
+
+from followmoney import schema as S
+from followmoney.detectors.anomaly import AnomalousPair, anomaly_candidates
+from followmoney.errors import ModelError
+from followmoney.features import FEATURE_NAMES, MODEL_FEATURES, corridor_table, feature_matrix, pair_table
+from followmoney.forest import score_ecod, score_forest
+from followmoney.models import TrainParams, list_models, load, save, score_table, train
+from followmoney.normalise import party_keys
+
+N_BURST = 4
+
+
+def _world(seed: int = 11, n: int = 40_000) -> pl.DataFrame:
+    """A seeded background of ordinary remittances plus N_BURST planted bursts of unusual corridor activity."""
+    rng = np.random.default_rng(seed)
+    senders, receivers = n // 10, n // 8
+    s = rng.integers(0, senders, n)
+    r = np.where(rng.random(n) < 0.7, (s * 7 + rng.integers(0, 2, n)) % receivers, rng.integers(0, receivers, n))
+    t0 = T0.timestamp()
+    ts = (t0 + rng.random(n) * 300 * 86_400) * 1e6
+    amount = np.round(np.exp(rng.normal(4.8, 0.8, n)), 2)
+    home = np.array(["TH", "TH", "TH", "MY", "KH", "MM"])[s % 6]
+    dest = np.where(rng.random(n) < 0.85, home, np.array(["TH", "MY", "KH", "MM"])[rng.integers(0, 4, n)])
+    background = pl.DataFrame(
+        {
+            S.TXN_ID: [f"T{i:06d}" for i in range(n)],
+            S.TS: pl.Series(ts.astype(np.int64)).cast(pl.Datetime("us", "UTC")),
+            S.SENDER_ID: [f"S{v}" for v in s],
+            S.RECEIVER_ID: [f"R{v}" for v in r],
+            S.SENDER_COUNTRY: home,
+            S.RECEIVER_COUNTRY: dest,
+            S.AMOUNT: amount,
+            S.CURRENCY: "USD",
+            S.AMOUNT_USD: amount,
+            S.AGENT_ID: [f"A{v % 40}" for v in s],
+        }
+    )
+    rows = []
+    for k in range(N_BURST):  # a burst of unusual corridor activity: 6 night-time sends to AE in 12 days
+        start = T0 + dt.timedelta(days=20 + 40 * k, hours=14)
+        for j in range(6):
+            rows.append(
+                txn(
+                    f"B{k}-{j:02d}",
+                    f"BURST{k}",
+                    f"BR{k}-{j % 2}",
+                    start + dt.timedelta(days=2 * j, hours=j % 3),
+                    3_600.0 + 137.3 * j,  # above the 3,000 line, never two within 3 days adding up to 10,000
+                    agent=f"X{k}",
+                    sender_country="TH",
+                    receiver_country="AE",
+                )
+            )
+    burst = frame(rows).select(background.columns)
+    return pl.concat([background, burst]).with_columns(party_keys())
+
+
+@pytest.fixture(scope="module")
+def world() -> pl.DataFrame:
+    return _world()
+
+
+@pytest.fixture(scope="module")
+def trained(world: pl.DataFrame) -> tuple[dict[str, np.ndarray], dict]:
+    return train(world, TrainParams(seed=3, n_trees=60, fit_rows=40_000))
+
+
+@pytest.fixture
+def saved(tmp_path: Path, trained: tuple[dict[str, np.ndarray], dict]) -> Path:
+    path, written = save(tmp_path, "iforest", *trained)
+    assert written
+    return path
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_features_say_what_a_party_did() -> None:
+    rows = [
+        txn("i1", "BOSS", "MULE", T0, 5_000.0),  # MULE receives, then sends on within 48 h
+        *[txn(f"o{j}", "MULE", f"X{j}", T0 + dt.timedelta(hours=2 + j), 2_900.0, agent=f"A{j % 3}") for j in range(5)],
+        txn("o9", "MULE", "X0", T0 + dt.timedelta(days=20), 100.0, receiver_country="AE"),
+    ]
+    clean = frame(rows).with_columns(party_keys())
+    table = pair_table(clean, corridor_table(clean))
+    mule = table.filter(pl.col("subject_id") == "MULE").sort("counterparty_id")
+    first = mule.row(0, named=True)
+    assert first["payer_n"] == 6
+    assert first["payer_receivers"] == 5
+    assert first["payer_receivers_week"] == 5  # five distinct receivers in the first week
+    assert first["payer_burst_share"] == pytest.approx(5 / 6)
+    assert first["payer_agents"] == 4  # A0, A1, A2 and the default AG1
+    assert first["payer_near_share"] == pytest.approx(5 / 6)  # 2,900 is within 20% below 3,000
+    assert first["payer_velocity_share"] == pytest.approx(5 / 6)  # the last send is 20 days after the receipt
+    assert first["payer_cross_share"] == pytest.approx(1 / 6)
+    assert first["pair_n"] == 2 and first["counterparty_id"] == "X0"
+    assert first["receiver_senders"] == 1
+    assert set(FEATURE_NAMES) <= set(table.columns)
+    boss = table.filter(pl.col("subject_id") == "BOSS").row(0, named=True)
+    assert boss["payer_velocity_share"] == 0.0 and boss["payer_n"] == 1
+
+
+# ---------------------------------------------------------------- kernels vs libraries
+
+
+def _walk(x: np.ndarray, a: dict[str, np.ndarray]) -> np.ndarray:
+    """Plain-Python twin of forest_path_sums (the kernel must match it)."""
+    out = []
+    x32 = x.astype(np.float32)
+    for row in x32:
+        total = 0.0
+        for root in a["roots"]:
+            node = int(root)
+            while a["left"][node] >= 0:
+                node = int(
+                    a["left"][node] if float(row[a["feature"][node]]) <= a["threshold"][node] else a["right"][node]
+                )
+            total += float(a["leaf_value"][node])
+        out.append(2.0 ** (-total / float(a["denominator"][0])))
+    return np.array(out)
+
+
+def test_forest_kernel_equals_sklearn_and_python_twin() -> None:
+    from sklearn.ensemble import IsolationForest
+
+    from followmoney.models import _export_iforest
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(3000, len(FEATURE_NAMES))), rng.normal(6, 1, size=(20, len(FEATURE_NAMES)))])
+    arrays, info = _export_iforest(x, TrainParams(seed=5, n_trees=40, max_samples=128))
+    reference = -IsolationForest(n_estimators=40, max_samples=128, random_state=5).fit(x).score_samples(x)
+    np.testing.assert_allclose(score_forest(x, arrays), reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(score_forest(x[:50], arrays), _walk(x[:50], arrays), rtol=0, atol=1e-12)
+    assert info["max_abs_diff_vs_sklearn"] == 0.0
+
+
+def test_ecod_equals_pyod_on_its_reference() -> None:
+    from pyod.models.ecod import ECOD
+
+    from followmoney.models import _export_ecod
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.exponential(size=800), rng.normal(size=800), -rng.exponential(size=800)])
+    arrays, info = _export_ecod(x, TrainParams(kind="ecod", ecod_ref_rows=800))
+    np.testing.assert_allclose(score_ecod(x, arrays), ECOD().fit(x).decision_scores_, rtol=1e-9, atol=1e-9)
+    assert info["max_abs_diff_vs_pyod"] < 1e-9
+
+
+# ---------------------------------------------------------------- quality floor (pyod-style)
+
+
+@pytest.mark.parametrize("kind", ["iforest", "ecod"])
+def test_planted_bursts_rank_on_top(world: pl.DataFrame, kind: str) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    arrays, manifest = train(world, TrainParams(kind=kind, seed=3, n_trees=60, fit_rows=20_000))
+    table = pair_table(world, corridor_table(world))
+    x = feature_matrix(table, arrays["fill"], MODEL_FEATURES)
+    assert [f["name"] for f in manifest["features"]] == [f.name for f in MODEL_FEATURES]
+    scores = score_forest(x, arrays) if kind == "iforest" else score_ecod(x, arrays)
+    planted = table["subject_id"].str.starts_with("BURST").to_numpy()
+    assert roc_auc_score(planted, scores) >= 0.97  # quality floor
+    assert manifest["training"]["pairs"] == table.height
+
+
+def test_anomaly_alerts_name_the_planted_parties_and_explain_them(
+    world: pl.DataFrame, saved: Path, tmp_path: Path
+) -> None:
+    model = load(str(saved))
+    params = {name: p.default for name, p in AnomalousPair.params.items()}
+    found = anomaly_candidates(world, model, score_table(model, pair_table(world, model.corridors())), params)
+    subjects = found["subject_id"].to_list()
+    assert {f"BURST{k}" for k in range(N_BURST)} <= set(subjects[: N_BURST + 2])
+    burst = found.filter(pl.col("subject_id") == "BURST0").row(0, named=True)
+    assert burst["n_txns"] == 6 and burst["n_pairs"] == 2 and burst["counterparty_id"] is None
+    assert "of its sends go along rare corridors vs a typical 0%" in burst["explanation"]
+    assert burst["anomaly_percentile"] >= params["min_percentile"] and 0 < burst["strength"] <= 1
+    # the same model, asked about a party that behaves like this world's ordinary senders, stays silent
+    quiet = frame(
+        [txn(f"w{i}", "W1", f"F{i % 2}", T0 + dt.timedelta(days=31 * i + 3 * (i % 3)), 90.0 + 37 * i) for i in range(5)]
+    )
+    quiet = quiet.with_columns(party_keys())
+    assert (
+        anomaly_candidates(quiet, model, score_table(model, pair_table(quiet, model.corridors())), params).height == 0
+    )
+
+
+# ---------------------------------------------------------------- files, versions, refusal
+
+
+def test_save_writes_versions_and_never_overwrites(tmp_path: Path, trained, world: pl.DataFrame) -> None:
+    p1, w1 = save(tmp_path, "iforest", *trained)
+    p2, w2 = save(tmp_path, "iforest", *trained)  # same arrays: nothing new
+    assert (p1.name, w1, p2, w2) == ("iforest-v1", True, p1, False)
+    other = train(world, TrainParams(seed=4, n_trees=20, fit_rows=5_000))
+    p3, w3 = save(tmp_path, "iforest", *other)
+    assert (p3.name, w3) == ("iforest-v2", True)
+    assert load("iforest", tmp_path).version == 2 and load("iforest-v1", tmp_path).version == 1
+    assert [m["model"] for m in list_models(tmp_path)] == ["iforest-v1", "iforest-v2"]
+    manifest = json.loads((p1 / "manifest.json").read_text())
+    assert manifest["features"][0]["name"] == FEATURE_NAMES[0] and manifest["libraries"]["scikit-learn"]
+    assert sorted(p.name for p in p1.iterdir()) == ["arrays.npz", "manifest.json"]
+
+
+def _rehash(path: Path) -> None:
+    """Make the manifest agree with a replaced arrays file (so only the content check can refuse it)."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["arrays"]["sha256"] = hashlib.sha256((path / "arrays.npz").read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_tampered_arrays_are_refused(saved: Path) -> None:
+    data = bytearray((saved / "arrays.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (saved / "arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"sha256 differs from manifest\.json"):
+        load(str(saved))
+
+
+def test_pickle_model_files_are_refused(saved: Path, trained) -> None:
+    (saved / "arrays.npz").write_bytes(pickle.dumps(trained[0]))
+    _rehash(saved)
+    with pytest.raises(ModelError, match="never loads pickles"):
+        load(str(saved))
+
+
+def test_object_arrays_inside_npz_are_refused(saved: Path, trained) -> None:
+    arrays = dict(trained[0])
+    arrays["fill"] = np.array([{"x": 1}] * len(FEATURE_NAMES), dtype=object)
+    np.savez(saved / "arrays.npz", **arrays)  # numpy pickles object arrays
+    _rehash(saved)
+    with pytest.raises(ModelError, match="need pickle"):
+        load(str(saved))
+
+
+def test_joblib_file_beside_a_model_is_refused(saved: Path) -> None:
+    (saved / "model.joblib").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ModelError, match="never loaded"):
+        load(str(saved))
+
+
+def test_out_of_range_tree_links_are_refused(saved: Path, trained) -> None:
+    arrays = dict(trained[0])
+    left = arrays["left"].copy()
+    internal = np.flatnonzero(left >= 0)
+    left[internal[3]] = 0  # points back to the root: the kernel would loop forever
+    arrays["left"] = left
+    from followmoney.models import _npz_bytes
+
+    (saved / "arrays.npz").write_bytes(_npz_bytes(arrays))
+    _rehash(saved)
+    with pytest.raises(ModelError, match="tree links point back"):
+        load(str(saved))
+
+
+def test_model_trained_on_other_features_is_refused(saved: Path) -> None:
+    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest["features"][0]["name"] = "feature_of_a_future_version"
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="retrain"):
+        load(str(saved))
+
+
+# ---------------------------------------------------------------- CLI and pipeline
+
+
+def test_cli_train_list_scan_and_refusal(tmp_path: Path, run_cli, world: pl.DataFrame) -> None:
+    txns = tmp_path / "txns.parquet"
+    world.drop("sender_key", "receiver_key").with_columns(
+        pl.lit("n").alias(S.SENDER_NAME), pl.lit("m").alias(S.RECEIVER_NAME)
+    ).write_parquet(txns)
+    models = tmp_path / "models"
+    result = run_cli("model", "train", txns, "--name", "tiny", "--trees", "30", "--models-dir", models)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout and (models / "tiny-v1" / "manifest.json").exists()
+    listing = run_cli("model", "list", "--models-dir", models)
+    assert listing.exit_code == 0 and "tiny-v1" in listing.stdout
+    out = tmp_path / "out"
+    scan = run_cli("scan", txns, "--out", out, "--model", models / "tiny-v1", "--quiet")
+    assert scan.exit_code == 0, scan.output
+    summary = json.loads((out / "summary.json").read_text())
+    used = summary["models"][0]
+    assert used["name"] == "tiny" and used["version"] == 1
+    assert used["manifest_sha256"] == hashlib.sha256((models / "tiny-v1" / "manifest.json").read_bytes()).hexdigest()
+    alerts = pl.read_parquet(out / "alerts.parquet").filter(pl.col("typology") == "anomaly")
+    assert set(alerts["subject_id"].head(N_BURST).to_list()) == {f"BURST{k}" for k in range(N_BURST)}
+    assert alerts["reasons"].str.contains("tiny-v1").all()
+    data = bytearray((models / "tiny-v1" / "arrays.npz").read_bytes())
+    data[-40] ^= 0x01
+    (models / "tiny-v1" / "arrays.npz").write_bytes(bytes(data))
+    refused = run_cli("scan", txns, "--out", tmp_path / "out2", "--model", models / "tiny-v1", "--quiet")
+    assert refused.exit_code == 2
+    assert refused.stderr.count("\n") == 1 and "sha256 differs" in refused.stderr
+    assert not (tmp_path / "out2").exists()
