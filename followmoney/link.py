@@ -19,10 +19,13 @@ only those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import polars as pl
 
+from followmoney.errors import ConfigError
 from followmoney.graph import GraphSettings, Neighbourhood, network_links
 from followmoney.matching import (
     HONORIFICS,
@@ -78,6 +81,42 @@ class LinkSettings:
     match: MatchSettings = field(default_factory=MatchSettings)
     graph: GraphSettings = field(default_factory=GraphSettings)
     resolve_min_name: float = 0.85  # name score two ids sharing a phone need to be one party
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "[link]") -> LinkSettings:
+        """Settings from a config table (e.g. a TOML `[link]` section); every problem is reported at once.
+
+        Keys: threshold, review_floor, max_block, max_rare_token, max_phone_share, max_name_share,
+        chunk_parties (matching); max_hops, max_degree (graph); resolve_min_name (resolution).
+        """
+        match_fields = {f.name: f.type for f in fields(MatchSettings)}
+        graph_fields = {f.name: f.type for f in fields(GraphSettings)}
+        problems: list[str] = []
+        match_args: dict[str, Any] = {}
+        graph_args: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key, value in values.items():
+            kind = match_fields.get(key) or graph_fields.get(key) or ("float" if key == "resolve_min_name" else None)
+            if kind is None:
+                problems.append(f"{source}: unknown key '{key}'")
+                continue
+            want_int = kind in ("int", int)
+            ok = isinstance(value, int) if want_int else isinstance(value, int | float)
+            if not ok or isinstance(value, bool):
+                problems.append(f"{source}: '{key}' must be {'an integer' if want_int else 'a number'}, got {value!r}")
+                continue
+            if (want_int and value < (0 if key == "max_hops" else 1)) or (not want_int and not 0 < value <= 1):
+                problems.append(f"{source}: '{key}' = {value} is out of range")
+                continue
+            target = match_args if key in match_fields else graph_args if key in graph_fields else own
+            target[key] = value
+        if not problems:
+            floor = match_args.get("review_floor", MatchSettings.review_floor)
+            if floor > match_args.get("threshold", MatchSettings.threshold):
+                problems.append(f"{source}: review_floor ({floor}) must not exceed threshold")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return cls(match=MatchSettings(**match_args), graph=GraphSettings(**graph_args), **own)
 
 
 @dataclass

@@ -164,3 +164,33 @@ def test_alerts_carry_network_id_and_readable_path(network_world: dict[str, Path
     cases = pl.read_parquet(w["out"] / "cases.parquet").to_dicts()
     assert len(cases) == 1 and cases[0]["case_id"] == "CASE-N-7" and cases[0]["n_alerts"] == 2
     assert sorted(cases[0]["official_ids"]) == ["Q1", "Q2"]
+
+
+def test_network_links_respect_max_hops_and_direction() -> None:
+    from followmoney.graph import GraphSettings, network_links
+    from followmoney.link import LinkSettings
+
+    edges = pl.DataFrame({"sender_id": ["A", "C", "B"], "receiver_id": ["B", "B", "A"]})  # A <-> B <- C
+    resolved = pl.DataFrame({"party_id": ["A", "B", "C"], "resolved_id": ["A", "B", "C"]})
+    members = pl.DataFrame({"party_id": ["C"], "network_id": ["N-1"], "list_id": ["E-1"]})
+    two = {
+        r["party_id"]: r for r in network_links(edges, resolved, members, None, GraphSettings(max_hops=2)).to_dicts()
+    }
+    assert (two["A"]["hops"], two["A"]["path"], two["A"]["steps"]) == (2, ["A", "B", "C"], ["<->", "<-"])
+    assert (two["C"]["hops"], two["C"]["path"]) == (0, ["C"])
+    settings = LinkSettings.from_mapping({"max_hops": 1, "threshold": 0.9})
+    one = network_links(edges, resolved, members, None, settings.graph)
+    assert sorted(one["party_id"]) == ["B", "C"]
+    hub = network_links(edges, resolved, members, pl.Series(["B"]), GraphSettings(max_hops=2))
+    assert sorted(hub["party_id"]) == ["B", "C"]  # B is reached but not walked through
+
+
+def test_link_settings_report_every_problem() -> None:
+    from followmoney.errors import ConfigError
+    from followmoney.link import LinkSettings
+
+    with pytest.raises(ConfigError) as err:
+        LinkSettings.from_mapping({"threshold": 1.5, "max_hops": "2", "bogus": 1})
+    assert all(part in str(err.value) for part in ("'threshold' = 1.5", "'max_hops' must be an integer", "'bogus'"))
+    with pytest.raises(ConfigError, match="review_floor"):
+        LinkSettings.from_mapping({"threshold": 0.7, "review_floor": 0.8})
