@@ -47,34 +47,72 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM/SIGHUP as an exception, so the same cleanup runs as for Ctrl-C (temporary files removed)."""
+class _Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM/SIGHUP as an exception, so the same cleanup runs for each (temporary files removed).
+
+    A subclass, not KeyboardInterrupt itself: CPython re-kills itself with SIGINT at exit when a bare
+    KeyboardInterrupt once passed through PyRun_* (as inside some extension calls), even if caught.
+    """
 
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated(signum)
+_PENDING: list[int] = []  # signals received during this command; cleared when the command starts
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _PENDING.append(signum)
+    raise _Interrupted(signum)
+
+
+def _checkpoint() -> None:
+    """Raise again for a signal whose exception an extension swallowed (Polars reports such as 'ignored')."""
+    if _PENDING:
+        raise _Interrupted(_PENDING[-1])
 
 
 @contextlib.contextmanager
 def _termination_as_interrupt() -> Iterator[None]:
-    """While a command runs, SIGTERM and SIGHUP unwind the stack like SIGINT instead of killing the process."""
+    """While a command runs, SIGINT, SIGTERM and SIGHUP unwind the stack instead of killing the process.
+
+    The handler raises at once; should a library swallow that exception, the next stage boundary
+    (`_Bars.stage`, which the pipeline enters before writing outputs) raises it again.
+    """
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {sig: signal.signal(sig, _raise_terminated) for sig in wanted}
+    _PENDING.clear()
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, _on_signal) for sig in wanted}
+    default_hook = sys.unraisablehook
+
+    def quiet_hook(unraisable: Any) -> None:  # the one-line rule: no 'Exception ignored' for our own signal
+        if not isinstance(unraisable.exc_value, _Interrupted):
+            default_hook(unraisable)
+
+    sys.unraisablehook = quiet_hook
     try:
         yield
+        _checkpoint()
     finally:
+        sys.unraisablehook = default_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _ignore_further_interrupts() -> None:
+    """Cleanup is done and the exit code chosen: a repeated or late-delivered signal must not kill the exit."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -93,7 +131,8 @@ def _user_errors() -> Iterator[None]:
     except FollowMoneyError as exc:
         _fail(exc.one_line(), exc.exit_code)
     except KeyboardInterrupt as exc:
-        code = 128 + exc.signum if isinstance(exc, _Terminated) else 130
+        code = 128 + exc.signum if isinstance(exc, _Interrupted) else 130
+        _ignore_further_interrupts()
         _fail("interrupted; no partial output was left behind", code)
     except BaseException as exc:  # a bug (incl. a Polars panic): one line, the traceback only on request
         if isinstance(exc, SystemExit | GeneratorExit) or os.environ.get("FOLLOWMONEY_DEBUG"):
@@ -113,8 +152,10 @@ class _Bars:
 
     @contextlib.contextmanager
     def stage(self, name: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        _checkpoint()  # a swallowed interrupt stops the run here, before e.g. the outputs are written
         if not self.enabled:
-            yield lambda n: None
+            yield lambda n: _checkpoint()
+            _checkpoint()
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -127,7 +168,13 @@ class _Bars:
         ]
         with Progress(*columns, console=_stderr(), transient=True) as bars:
             task = bars.add_task(name, total=total)
-            yield lambda n: bars.advance(task, n)
+
+            def advance(n: int) -> None:
+                _checkpoint()
+                bars.advance(task, n)
+
+            yield advance
+        _checkpoint()
 
 
 def _version(value: bool) -> None:

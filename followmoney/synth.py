@@ -61,6 +61,7 @@ SHOP: Final = "shop_small_payments"
 PAYROLL: Final = "payroll"
 NEAR_THRESHOLD: Final = "near_threshold_single"
 NAMESAKE: Final = "namesake"
+CORRIDOR_BURST: Final = "corridor_burst"  # issue 5: the one planted pattern no rule covers (typology anomaly)
 KINDS: Final = (
     STRUCTURING,
     RECURRING,
@@ -71,6 +72,7 @@ KINDS: Final = (
     PAYROLL,
     NEAR_THRESHOLD,
     NAMESAKE,
+    CORRIDOR_BURST,
 )
 
 # How a customer's transaction name differs from its list entry (identities.noise).
@@ -458,7 +460,7 @@ _FAMILY_NAMESAKE_HOMES: Final[Mapping[int, tuple[int, ...]]] = {
 # Expected rows per pattern (incl. the parties' ordinary transfers), to shrink tiny worlds.
 _EXPECTED_ROWS: Final[Mapping[str, float]] = {
     STRUCTURING: 7.5, RECURRING: 17.0, NETWORK_FLOW: 4.0, FAMILY: 10.0, RELATIVE: 9.0, SHOP: 115.0,
-    PAYROLL: 285.0, NEAR_THRESHOLD: 6.5, NAMESAKE: 6.5,
+    PAYROLL: 285.0, NEAR_THRESHOLD: 6.5, NAMESAKE: 6.5, CORRIDOR_BURST: 8.5,
 }  # fmt: skip
 _BG_BLOCK: Final = 1 << 16
 _MAX_ORDINARY_USD: Final = 2000.0  # parties' ordinary transfers stay below every near-threshold band
@@ -542,6 +544,7 @@ def pattern_counts_for(rows: int) -> dict[str, int]:
         PAYROLL: max(10, rows // 50_000),
         NEAR_THRESHOLD: max(50, rows // 5_000),
         NAMESAKE: max(20, rows // 20_000),
+        CORRIDOR_BURST: max(10, rows // 50_000),
     }
 
 
@@ -2459,6 +2462,58 @@ def _bad_row_count(rows: int, bad_fraction: float) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Building and laying out
 # ---------------------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 5: the one planted pattern no rule covers (found by the anomaly model, typology `anomaly`)
+# ---------------------------------------------------------------------------------------------------------
+def _corridor_bursts(b: _Builder, rng: np.random.Generator, n: int) -> _Patterns:
+    """A burst of unusual corridor activity: a customer living in an origin country (KH, MM, LA, VN)
+    suddenly sends 5-8 transfers of 3,300-4,700 USD within two to four weeks to one or two new
+    receivers in a far host country (US or AE), at night local time, always at its own agent.
+
+    No rule covers it, by construction: amounts sit above the 3,000 USD line and below the 10,000 USD
+    band, sends are at least 2.2 days apart (no three within 3 days, no two adding up to 10,000), the
+    times are irregular, one agent, one or two receivers, no list links, no round amounts. Its parties
+    also make a few everyday sends, so the burst stands out against their own history too.
+    """
+    res = rng.choice(np.array([KH, MM, LA, VN]), n)
+    sender = b.new_people(rng, res, _draw_per_country(rng, res, _RESIDENT_CULTURE_P))
+    n_recv = rng.integers(1, 3, n)
+    rgroup, _ = _ragged(n_recv)
+    recv_res = rng.choice(np.array([US, AE]), rgroup.size)
+    receivers = b.new_people(rng, recv_res, _draw_per_country(rng, recv_res, _RESIDENT_CULTURE_P))
+    k = rng.integers(5, 9, n)
+    group, within = _ragged(k)
+    gap = np.where(within == 0, 0.0, rng.uniform(2.2, 4.0, group.size))
+    day = rng.uniform(5.0, 330.0, n)[group] + _cumsum_in_groups(gap, k)
+    keep = day <= 362.0
+    night = rng.uniform(22.0, 29.0, group.size)  # 22:00 to 05:00 local time
+    ts = _clip_year(np.floor(day) * _DAY_S + night * 3600.0 - _UTC_OFFSET_S[res[group]])
+    pick = np.where(within == 0, 0, rng.integers(0, n_recv[group]))
+    receiver = receivers[_group_starts(n_recv)[group] + pick]
+    currency = _currency_for(rng, res)[group]
+    local = _local_amount(np.round(rng.uniform(3_300.0, 4_700.0, group.size), 2) + 0.37, currency)
+    agent = b.agents_for(rng, sender[group], 1.0)
+    rows = b.rows_block(rng, ts, sender[group], receiver, local, currency, agent, group).take(keep)
+    b.ordinary_sends(rng, sender, 4)
+    parties, counts = _with_subject(sender, receivers, n_recv)
+    return _Patterns(
+        CORRIDOR_BURST,
+        True,
+        "anomaly",
+        ["night_burst_to_far_host"] * n,
+        sender,
+        receivers[_group_starts(n_recv)],
+        parties,
+        counts,
+        np.full(n, -1, np.int64),
+        np.full(n, -1, np.int64),
+        np.full(n, np.nan),
+        rows,
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rule-catalogue patterns (issue 3): EUR structuring, smurfing, fan-out, shared phone, wage pooling, agent
 # hopping, official fan-in, and recurring payments to officials by payers taking turns or via a go-between.
@@ -2891,6 +2946,7 @@ def _try_build(rows: int, seed: int, factor: float, n_bad: int) -> _World | None
         lambda r: _payrolls(b, r, counts[PAYROLL]),
         lambda r: _near_threshold(b, r, counts[NEAR_THRESHOLD]),
         lambda r: _namesakes(b, r),
+        lambda r: _corridor_bursts(b, r, counts[CORRIDOR_BURST]),
         *_catalogue_builders(b, counts),  # rule-catalogue patterns (issue 3)
     ]
     for i, build in enumerate(builders):

@@ -219,7 +219,9 @@ def test_labels_schema_and_counts(world: World) -> None:
     suspicious = world.labels.filter(pl.col("suspicious"))["kind"].unique().sort().to_list()
     catalogue = ["agent_hopping", "fan_out_splitting", "official_fan_in", "recurring_rotating_or_via", "shared_phone"]
     catalogue += ["one_off_to_official", "smurfing", "structuring_eur", "wage_pooling"]
-    assert suspicious == sorted(["network_flow", "recurring_payment_to_official", "structuring", *catalogue])
+    assert suspicious == sorted(
+        ["corridor_burst", "network_flow", "recurring_payment_to_official", "structuring", *catalogue]
+    )
     assert (
         world.labels.filter(~pl.col("suspicious"))["typology"].null_count()
         == world.labels.filter(~pl.col("suspicious")).height

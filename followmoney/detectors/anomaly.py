@@ -226,7 +226,7 @@ def finalize_anomalies(linked: pl.DataFrame, rules: list[Any]) -> pl.DataFrame:
         mine = anomalies.filter(pl.col("rule_code") == code)
         if mine.height == 0:
             continue
-        scanned = int(mine["n_scanned_pairs"].max() or 0)
+        scanned = int(mine["n_scanned_pairs"].fill_null(0).cast(pl.Int64).max() or 0)  # type: ignore[arg-type]
         limit = min(int(params["max_alerts"]), math.ceil(scanned * float(params["max_per_10k_pairs"]) / 10_000))
         # Most anomalous first: unusual on the most counts at once, then the highest percentile.
         ranked = mine.sort("n_unusual", PERCENTILE, "subject_id", descending=[True, True, False])
