@@ -129,3 +129,23 @@ def test_common_name_alone_is_only_possible_but_one_holder_matches() -> None:
     assert "a common name (9 parties use it)" in got["basis"][0]
     alone = match_parties(crowd.head(1), LIST)
     assert alone["list_id"].to_list() == ["Q3"] and alone["status"].to_list() == ["match"]
+
+
+def test_possible_match_is_shown_for_review_but_not_used() -> None:
+    import datetime as dt
+
+    from followmoney import schema as S
+    from followmoney.link import attach_links, link_parties
+
+    t = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    candidates = pl.DataFrame(
+        [{"rule_code": "FM120", "subject_id": "C1", "counterparty_id": "C2", "window_start": t, "window_end": t,
+          "n_txns": 8, "total_usd": 800.0, "strength": 0.9, "txn_ids": ["T1"]}],
+        schema=S.CANDIDATE_BASE_SCHEMA,
+    )  # fmt: skip
+    party = profiles([("C1", ["Anan Boonmee"], ["TH"], []), ("C2", ["Somchay Srisook"], ["TH"], [])])
+    result = link_parties(party, LIST)
+    row = attach_links(candidates, party, result.matches, result.network, result.resolved).to_dicts()[0]
+    assert row["official_id"] is None and row["official_confidence"] is None and not row["counterparty_official"]
+    assert "The receiver possibly matches listed official Q1 'Somchai Srisuk'" in row["official_text"]
+    assert "below the match threshold: for review" in row["official_text"]
