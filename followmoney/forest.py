@@ -99,11 +99,10 @@ def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def score_forest(x: np.ndarray, arrays: dict[str, np.ndarray], threads: int = 2) -> np.ndarray:
-    """Isolation-forest anomaly scores 2^(-mean path / c(max_samples)) in (0, 1]; higher = more abnormal."""
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
+def _path_sums(x32: np.ndarray, arrays: dict[str, np.ndarray], roots: np.ndarray, threads: int) -> np.ndarray:
+    """Path-length sums of rows over the trees starting at `roots`, in row chunks on threads."""
     args = (arrays["feature"], arrays["threshold"], arrays["left"], arrays["right"], arrays["leaf_value"])
-    roots = arrays["roots"]
+    roots = np.ascontiguousarray(roots, dtype=np.int64)
     sums = np.empty(x32.shape[0], dtype=np.float64)
 
     def run(bounds: tuple[int, int]) -> None:
@@ -117,6 +116,34 @@ def score_forest(x: np.ndarray, arrays: dict[str, np.ndarray], threads: int = 2)
     else:
         for p in parts:
             run(p)
+    return sums
+
+
+PREFILTER_MIN_ROWS = 50_000  # below this, scoring everything exactly is cheap anyway
+
+
+def score_forest(x: np.ndarray, arrays: dict[str, np.ndarray], threads: int = 2, exact: bool = False) -> np.ndarray:
+    """Isolation-forest anomaly scores 2^(-mean path / c(max_samples)) in (0, 1]; higher = more abnormal.
+
+    With a calibrated prefilter in the model (`prefilter_trees` k, `prefilter_cutoff`), large inputs are
+    first walked through the first k trees only; rows whose mean path there is longer than the cutoff
+    (calibrated in training so that every training pair in the top 1% passes it) keep that k-tree
+    estimate, the rest are walked through all trees and get the full-forest score (to float rounding:
+    the sum is regrouped). So scores in the top percentile range, the only ones that alert or move a
+    score, are the full forest's; `exact=True` walks every row through every tree.
+    """
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    roots = arrays["roots"]
+    n_trees = roots.shape[0]
+    k = int(arrays["prefilter_trees"][0]) if "prefilter_trees" in arrays else 0
+    if exact or not 0 < k < n_trees or x32.shape[0] < PREFILTER_MIN_ROWS:
+        sums = _path_sums(x32, arrays, roots, threads)
+    else:
+        partial = _path_sums(x32, arrays, roots[:k], threads)
+        keep = partial / k <= float(arrays["prefilter_cutoff"][0])
+        sums = partial * (n_trees / k)
+        rest = _path_sums(np.ascontiguousarray(x32[keep]), arrays, roots[k:], threads)
+        sums[keep] = partial[keep] + rest
     denominator = float(arrays["denominator"][0])
     return np.power(2.0, -sums / denominator) if denominator > 0 else np.ones_like(sums)
 

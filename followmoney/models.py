@@ -232,6 +232,28 @@ def _export_iforest(x: np.ndarray, params: TrainParams) -> tuple[dict[str, np.nd
     return arrays, info
 
 
+PREFILTER_TREES = 20
+PREFILTER_MARGIN = 0.25  # path-length units of slack above the longest top-1% partial path seen in training
+
+
+def _calibrate_prefilter(x: np.ndarray, arrays: dict[str, np.ndarray], scores: np.ndarray) -> dict[str, np.ndarray]:
+    """The k-tree prefilter's cutoff: the longest k-tree mean path of any training pair in the top 1%, plus slack."""
+    n_trees = arrays["roots"].shape[0]
+    k = min(PREFILTER_TREES, n_trees)
+    if k >= n_trees:
+        return {}
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    from followmoney.forest import _path_sums
+
+    partial = _path_sums(x32, arrays, arrays["roots"][:k], 2) / k
+    top = scores >= np.quantile(scores, 0.99)
+    cutoff = float(partial[top].max()) + PREFILTER_MARGIN
+    return {
+        "prefilter_trees": np.asarray([k], dtype=np.int64),
+        "prefilter_cutoff": np.asarray([cutoff], dtype=np.float64),
+    }
+
+
 def _export_ecod(x: np.ndarray, params: TrainParams) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """ECOD needs no fitting beyond its reference sample: store it sorted per feature, with skew signs."""
     from scipy.stats import skew
@@ -280,7 +302,9 @@ def train(
         arrays, fit_info = _export_iforest(x[fit_idx], params)
     else:
         arrays, fit_info = _export_ecod(x[fit_idx], params)
-    scores = _raw_scores(params.kind, arrays, x)
+    scores = score_forest(x, arrays, exact=True) if params.kind == "iforest" else _raw_scores(params.kind, arrays, x)
+    if params.kind == "iforest":
+        arrays.update(_calibrate_prefilter(x, arrays, scores))
     filled = raw.with_columns(pl.col(n).fill_null(float(fill[i])) for i, n in enumerate(names)).to_numpy()
     arrays.update(
         {
@@ -557,6 +581,12 @@ def _check_arrays(path: Path, kind: str, a: dict[str, np.ndarray], d: int) -> No
         a["left"] = np.ascontiguousarray(left, dtype=np.int32)
         a["right"] = np.ascontiguousarray(right, dtype=np.int32)
         a["roots"] = np.ascontiguousarray(roots, dtype=np.int64)
+        if "prefilter_trees" in a or "prefilter_cutoff" in a:
+            k, cut = a.get("prefilter_trees"), a.get("prefilter_cutoff")
+            need(
+                k is not None and cut is not None and k.shape == (1,) and cut.shape == (1,) and 0 < k[0] < roots.size,
+                "prefilter arrays malformed",
+            )
     else:
         need("ecod_ref" in a and "ecod_skew" in a, "missing ECOD arrays")
         need(a["ecod_ref"].ndim == 2 and a["ecod_ref"].shape[0] == d, "ECOD reference of wrong shape")

@@ -306,3 +306,16 @@ def test_cli_train_list_scan_and_refusal(tmp_path: Path, run_cli, world: pl.Data
     assert refused.exit_code == 2
     assert refused.stderr.count("\n") == 1 and "sha256 differs" in refused.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_prefilter_keeps_every_top_score_exact(world: pl.DataFrame, trained) -> None:
+    arrays, _ = trained
+    assert int(arrays["prefilter_trees"][0]) == 20
+    table = pair_table(world, corridor_table(world))
+    x = np.tile(feature_matrix(table, arrays["fill"], MODEL_FEATURES), (4, 1))  # above the prefilter's size floor
+    exact = score_forest(x, arrays, exact=True)
+    fast = score_forest(x, arrays)
+    top = exact >= np.quantile(exact, 0.99)
+    np.testing.assert_allclose(fast[top], exact[top], rtol=1e-12, atol=0)  # all trees walked (sums regrouped)
+    assert np.mean(np.isclose(fast, exact, rtol=1e-12, atol=0)) < 0.5  # most rows stopped after 20 trees
+    assert np.corrcoef(fast, exact)[0, 1] > 0.9  # and their estimates stay close
