@@ -128,14 +128,18 @@ def _user_errors() -> Iterator[None]:
             yield
     except typer.Exit:
         raise
-    except FollowMoneyError as exc:
-        _fail(exc.one_line(), exc.exit_code)
-    except KeyboardInterrupt as exc:
-        code = 128 + exc.signum if isinstance(exc, _Interrupted) else 130
-        _ignore_further_interrupts()
-        _fail("interrupted; no partial output was left behind", code)
-    except BaseException as exc:  # a bug (incl. a Polars panic): one line, the traceback only on request
-        if isinstance(exc, SystemExit | GeneratorExit) or os.environ.get("FOLLOWMONEY_DEBUG"):
+    except BaseException as exc:
+        if isinstance(exc, SystemExit | GeneratorExit):
+            raise
+        if _PENDING or isinstance(exc, KeyboardInterrupt):
+            # Whatever surfaced after a signal is its consequence: a compiled kernel, for one, turns the
+            # interrupt into "SystemError: ... returned a result with an exception set".
+            signum = _PENDING[-1] if _PENDING else getattr(exc, "signum", 2)
+            _ignore_further_interrupts()
+            _fail("interrupted; no partial output was left behind", 128 + signum)
+        if isinstance(exc, FollowMoneyError):
+            _fail(exc.one_line(), exc.exit_code)
+        if os.environ.get("FOLLOWMONEY_DEBUG"):  # a bug (incl. a Polars panic): traceback only on request
             raise
         _fail(
             f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "

@@ -274,6 +274,7 @@ def test_full_output_location_gives_one_line_error_and_no_half_written_file(tmp_
     if existing:
         done = subprocess.run(cli("scan", path, "--out", out, "-q"), cwd=REPO, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+        assert reconciled(out)["rows_quarantined"] == 1
     before = files_in(out)
     done = subprocess.run(
         cli("scan", path, "--out", out, "-q", "--min-score", "0"),

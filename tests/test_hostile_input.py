@@ -217,6 +217,24 @@ def test_iso_variants_parse_and_other_formats_are_quarantined_as_unparsable() ->
     assert reasons[-2:] == ["null ts", "unparsable ts"]
 
 
+def test_several_date_formats_in_one_csv_via_cli(tmp_path: Path, run_cli) -> None:
+    stamps = [
+        "2025-03-03T09:00:00Z",
+        "2025-03-03 17:00:00+08:00",
+        "03/03/2025 10:00",
+        "2025-03-03T11:00:00.250+0000",
+        "Mon, 03 Mar 2025 12:00:00 +0000",
+        "2025-03-03T14:00:00-0300",
+    ]
+    df = as_csv_frame(frame(rows6())).with_columns(pl.Series(S.TS, stamps))
+    df.write_csv(tmp_path / "t.csv")
+    ok(scan(run_cli, tmp_path / "t.csv", tmp_path / "o"))
+    s = counts(tmp_path / "o")
+    assert (s["rows_read"], s["rows_scanned"], s["rows_quarantined"]) == (6, 4, 2)
+    assert s["quarantine_reasons"] == {"unparsable ts": 2}
+    assert quarantine(tmp_path / "o")[S.TS].to_list() == ["03/03/2025 10:00", "Mon, 03 Mar 2025 12:00:00 +0000"]
+
+
 def test_mixed_naive_and_zoned_stops_but_non_iso_naive_is_only_quarantined() -> None:
     with pytest.raises(InputError, match=r"row 2, column 'ts': .*mixes"):
         normalise_ts(["2025-03-03T10:00:00Z", "2025-03-03 10:00:00"])
