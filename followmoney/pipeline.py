@@ -160,10 +160,13 @@ def apply_requirements(linked: pl.DataFrame, rules: list[Rule], matches: pl.Data
         return linked
     frame = linked.with_row_index("_cand")
     members = _network_members(frame, matches)
-    subjects_elsewhere = {  # parties named (as subject or counterparty) by candidates of other rules
+    # Parties named (as subject or counterparty) by candidates of other rules; the anomaly kind is left out
+    # because it already defers to every rule (its candidates are dropped where a rule alert covers them).
+    deferring = [r.code for r in rules if r.kind == "anomaly"]
+    subjects_elsewhere = {
         code: set(
             pl.concat([others["subject_id"], others["counterparty_id"]]).drop_nulls().to_list()
-            if (others := frame.filter(pl.col("rule_code") != code)).height
+            if (others := frame.filter((pl.col("rule_code") != code) & ~pl.col("rule_code").is_in(deferring))).height
             else []
         )
         for code in {r.code for r in rules if r.requires.get("alone")}

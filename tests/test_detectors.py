@@ -143,13 +143,13 @@ def _rule(code: str, kind: str, **requires: object) -> Rule:
 def test_requirements_read_member_networks_from_matches() -> None:
     linked = pl.DataFrame(
         {
-            "rule_code": ["FM120", "FM120", "FM121", "FM140", "FM140"],
-            "subject_id": ["A", "C", "OFF", "A", "Z"],
-            "counterparty_id": ["OFF", "OFF", None, "B", "B"],
-            "counterparty_official": [True, True, False, False, False],
-            "official_id": ["O1", "O1", "O2", None, None],
-            "network_hops": [None, None, None, None, None],
-            "member_ids": [["A", "B"], ["C", "D"], ["A", "Q"], None, None],
+            "rule_code": ["FM120", "FM120", "FM121", "FM140", "FM140", "FM190"],
+            "subject_id": ["A", "C", "OFF", "A", "Z", "Z"],
+            "counterparty_id": ["OFF", "OFF", None, "B", "B", None],
+            "counterparty_official": [True, True, False, False, False, False],
+            "official_id": ["O1", "O1", "O2", None, None, None],
+            "network_hops": [None, None, None, None, None, None],
+            "member_ids": [["A", "B"], ["C", "D"], ["A", "Q"], None, None, None],
         },
         schema_overrides={"network_hops": pl.Int64},
     )
@@ -165,7 +165,13 @@ def test_requirements_read_member_networks_from_matches() -> None:
         _rule("FM120", "recurring_pair", counterparty_official=True, payers_one_network=True),
         _rule("FM121", "distinct_in_window", subject_official=True, min_network_members=1),
         _rule("FM140", "round_amounts", alone=True),
+        _rule("FM190", "anomaly"),  # the anomaly kind defers to rules: it does not silence `alone` rules
     ]
     kept = apply_requirements(linked, rules, matches)
-    assert kept.select("rule_code", "subject_id").rows() == [("FM120", "A"), ("FM121", "OFF"), ("FM140", "Z")]
+    assert kept.select("rule_code", "subject_id").rows() == [
+        ("FM120", "A"),
+        ("FM121", "OFF"),
+        ("FM140", "Z"),
+        ("FM190", "Z"),
+    ]
     assert sorted(candidate_party_ids(linked).to_list()) == ["A", "B", "C", "D", "OFF", "Q", "Z"]
