@@ -270,6 +270,7 @@ def scan(
             select=_split(select) or tuple(scan_cfg.get("select", ())),
             exclude=_split(exclude) or tuple(scan_cfg.get("exclude", ())),
             rule_overrides=dict(file_cfg.get("rules", {})),
+            link=dict(file_cfg.get("link", {})),
             min_score=float(pick(min_score, "min_score", 25.0)),
             rules_dir=Path(pick(rules_dir, "rules_dir", DEFAULT_RULES_DIR)),
             model=pick(model, "model"),

@@ -42,6 +42,7 @@ class ScanConfig:
     min_score: float = 25.0
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     max_amount_usd: float = 100_000_000.0
+    link: dict[str, Any] = field(default_factory=dict)  # [link] table: match threshold, review floor, max_hops, ...
     model: str | None = None  # anomaly model for rules of kind `anomaly` (None: the rule's own `model` param)
     models_dir: Path = DEFAULT_MODELS_DIR
 
@@ -80,9 +81,11 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(data) - {"scan", "rules"})
+    unknown = sorted(set(data) - {"scan", "rules", "link"})
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; expected [scan] and [rules.<CODE>]")
+        raise ConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; expected [scan], [rules.<CODE>] and [link]"
+        )
     return data
 
 

@@ -266,7 +266,8 @@ def network_links(
     hop_names = [f"n{i}" for i in range(settings.max_hops + 1)]
     per_node = per_node.with_columns(
         pl.concat_list(hop_names).list.drop_nulls().alias("path"),
-        pl.concat_list(step_cols).list.drop_nulls().alias("steps"),
+        # With max_hops = 0 there are no steps (only listed members themselves link).
+        (pl.concat_list(step_cols).list.drop_nulls() if step_cols else pl.lit([], pl.List(pl.String))).alias("steps"),
     )
     src_rows = src.select("network_id", "list_id", pl.col("resolved_id").alias("member_party_id")).with_row_index("src")
     per_node = per_node.join(src_rows.with_columns(pl.col("src").cast(pl.Int64)), on="src")

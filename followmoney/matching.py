@@ -229,7 +229,7 @@ def _fast_local_keys(exploded: pl.DataFrame) -> pl.DataFrame:
         code = str(meta.country_code)
         prefix = meta.national_prefix or ""
         digits = pl.col("_digits")
-        readings = [pl.when(digits.str.starts_with(code)).then(digits.str.slice(len(code)))]
+        readings: list[pl.Expr] = [pl.when(digits.str.starts_with(code)).then(digits.str.slice(len(code)))]
         if prefix:
             readings.append(pl.when(digits.str.starts_with(prefix)).then(digits.str.slice(len(prefix))))
         readings.append(digits)

@@ -308,6 +308,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         rules = load_rules(
             config.rules_dir, overrides=config.rule_overrides, select=config.select, exclude=config.exclude
         )
+        settings = LinkSettings.from_mapping(config.link, "config [link]") if config.link else None
     with timer("lists"):
         entries = load_list_entries(config)
         fx = load_fx(config.fx) if config.fx else None
@@ -324,7 +325,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
         candidates, models_used = anomaly_stage(clean, candidates, rules, config.model, config.models_dir)
     with timer("link"), progress.stage("linking parties to lists"):
-        graph, profiles, name_counts, link_settings = link_inputs(files, config, clean, candidates, entries)
+        graph, profiles, name_counts, link_settings = link_inputs(files, config, clean, candidates, entries, settings)
         linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
         linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     with timer("score"):

@@ -125,3 +125,16 @@ def test_rerun_is_byte_identical(world: dict[str, Path], run_cli) -> None:
     run_cli(*args, "--out", world["out"] / "b")
     for name in ("alerts.parquet", "alerts.csv"):
         assert (world["out"] / "a" / name).read_bytes() == (world["out"] / "b" / name).read_bytes()
+
+
+def test_link_section_of_config_file_is_used_and_checked(world: dict[str, Path], run_cli, tmp_path: Path) -> None:
+    args = ["scan", world["txns"], "--officials", world["officials"], "--networks", world["networks"], "--quiet"]
+    no_hops = tmp_path / "nohops.toml"
+    no_hops.write_text("[link]\nmax_hops = 0\n")
+    assert run_cli(*args, "--out", world["out"] / "a", "--config", no_hops).exit_code == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[link]\nthreshold = 'high'\nwhatever = 1\n")
+    result = run_cli(*args, "--out", world["out"] / "b", "--config", bad)
+    assert result.exit_code == 2
+    assert "whatever" in result.stderr and "threshold" in result.stderr
+    assert not (world["out"] / "b").exists()
