@@ -419,6 +419,11 @@ def _summary(
         "alerts_below_min_score": scored.height - alerts.height,
         "alerts": alerts.height,
         "alerts_per_typology": per(alerts, "typology"),
+        "alerts_linked": {
+            "official": int(alerts["official_id"].is_not_null().sum()),
+            "network": int(alerts["network_id"].is_not_null().sum()),
+            "networks": int(alerts["network_id"].drop_nulls().n_unique()),
+        },
         "alerts_per_rule": per(
             alerts.with_columns(pl.col("alert_id").str.split("-").list.first().alias("rule")), "rule"
         ),

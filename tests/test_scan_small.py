@@ -105,6 +105,7 @@ def test_planted_alert_and_lookalikes_silent(world: dict[str, Path], run_cli) ->
     summary = json.loads((world["out"] / "summary.json").read_text())
     assert summary["rows_read"] == summary["rows_scanned"] + summary["rows_quarantined"] == 8 * 3 + 3 + 4
     assert not (world["out"] / "quarantine.parquet").exists()
+    assert summary["alerts_linked"] == {"official": 1, "network": 1, "networks": 1}
 
 
 def test_family_support_scores_below_floor_but_visible_with_min_score_zero(world: dict[str, Path], run_cli) -> None:
