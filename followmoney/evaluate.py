@@ -107,7 +107,7 @@ def evaluate(alerts: pl.DataFrame, labels: pl.DataFrame, ks: tuple[int, ...] = (
     )
     alerted = set(alert_parties["party_id"].to_list())
     fp_by_kind = {}
-    for kind in sorted(set(benign["kind"].to_list())):
+    for kind in benign["kind"].unique().sort():
         parties = benign.filter(pl.col("kind") == kind)["party_id"].unique()
         n_fp = parties.is_in(list(alerted)).sum()
         fp_by_kind[kind] = {"parties": parties.len(), "alerted": int(n_fp), "fp_rate": round(n_fp / parties.len(), 4)}

@@ -102,10 +102,10 @@ def score_alerts(linked: pl.DataFrame, rules: dict[str, Rule]) -> pl.DataFrame:
     if linked.height == 0:
         return pl.DataFrame(schema=S.ALERT_SCHEMA)
     parts = []
-    for code in sorted(linked["rule_code"].unique().to_list()):
+    for code in linked["rule_code"].unique().sort():
         rule = rules[code]
         rows = linked.filter(pl.col("rule_code") == code)
-        text = _format_reason(rule.reason, rows.select([f for f in rule.reason_fields()]))
+        text = _format_reason(rule.reason, rows.select(list(dict.fromkeys(rule.reason_fields()))))
         parts.append(
             rows.with_columns(
                 pl.lit(rule.typology).alias("typology"),
