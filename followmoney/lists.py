@@ -22,7 +22,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.errors import InputError
-from followmoney.read import csv_problem_line, first_invalid_utf8
+from followmoney.read import csv_problem_line, csv_record_count, first_invalid_utf8
 
 LIST_ENTRY_SCHEMA: dict[str, pl.DataType] = {
     "list_kind": pl.String(),
@@ -81,6 +81,13 @@ def _read_list_csv(path: Path, required: tuple[str, ...], what: str) -> pl.DataF
     found = _broken_csv_line(path)
     if found is not None:
         raise InputError(f"malformed {what} list: {found[1]}", file=f"{label} line {found[0]}")
+    records = csv_record_count(path)
+    if records != frame.height:  # a stray quote can make Polars swallow rows without an error
+        raise InputError(
+            f"ambiguous CSV quoting in the {what} list (a stray '\"'?): {frame.height} rows parsed but the file "
+            f"holds {records} records; fix the quoting",
+            file=label,
+        )
     # Blank lines read as all-null rows: drop them, they are not entries.
     frame = frame.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
     blank = frame.with_row_index("_index").filter(

@@ -193,7 +193,7 @@ def csv_problem_line(path: Path, delimiter: str = ",") -> tuple[int, str] | None
     return None
 
 
-def _csv_records(path: Path, delimiter: str) -> int:
+def csv_record_count(path: Path, delimiter: str = ",") -> int:
     """Data records (blank lines included, as Polars reads them) by Python's csv module (slow path only)."""
     reader = csv.reader(_csv_text_lines(path), delimiter=delimiter)
     return sum(1 for _ in reader) - 1
@@ -214,7 +214,7 @@ def _check_csv_row_count(info: InputFile, delimiter: str, rows: int) -> None:
     lines += last != b"\n"
     if rows == lines - 1:
         return
-    records = _csv_records(info.csv_path, delimiter)
+    records = csv_record_count(info.csv_path, delimiter)
     if records != rows:
         found = csv_problem_line(info.csv_path, delimiter)
         where = f"line {found[0]}: {found[1]}; " if found else ""
