@@ -437,9 +437,23 @@ def load_columns(info: InputFile, options: ReadOptions, names: Iterable[str]) ->
             frame = lf.collect()
             _check_csv_row_count(info, options.csv_delimiter, frame.height)
             return frame.select(columns)
-        return lf.select(columns).collect()
+        frame = lf.select(columns).collect()
+        expected = _stored_rows(info)
     except READ_ERRORS as exc:
         raise _load_error(info, options, exc) from None
+    if frame.height != expected:
+        raise InputError(
+            f"corrupt {info.fmt} file: {frame.height:,} rows read but its metadata says {expected:,}", file=info.label
+        )
+    return frame
+
+
+def _stored_rows(info: InputFile) -> int:
+    """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only, cheap)."""
+    if info.fmt == "parquet":
+        return int(pq.read_metadata(str(info.path)).num_rows)
+    with pa.memory_map(str(info.path)) as source:
+        return int(ipc.open_file(source).count_rows())
 
 
 def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> InputError:
