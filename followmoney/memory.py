@@ -56,7 +56,8 @@ class MemoryPlan:
         """One line saying why the scan cannot run in memory and what to do."""
         return (
             f"this scan needs about {_human(self.working_set_bytes)} of memory "
-            f"(~{self.rows:,} rows) but only {_human(self.available_bytes)} is available ({self.source}); "
+            f"(~{self.rows:,} rows), more than the {_human(self.available_bytes * HEADROOM)} it may use "
+            f"({HEADROOM:.0%} of {_human(self.available_bytes)} available, {self.source}); "
             "scan fewer files at a time (a narrower glob), convert CSV to Parquet, or run on a larger machine"
         )
 

@@ -341,7 +341,7 @@ def test_memory_plan_decides_and_advises(tmp_path: Path) -> None:
     assert roomy.mode == "in_memory" and roomy.rows == 20_000
     tight = plan_memory(files, CORE, available=(1 << 20, "test"))
     assert tight.mode == "stop" and tight.working_set_bytes > 1 << 20
-    with pytest.raises(ResourceError, match=r"needs about .* MiB .* only 1\.0 MiB is available \(test\)"):
+    with pytest.raises(ResourceError, match=r"needs about .* MiB .* may use \(80% of 1\.0 MiB available, test\)"):
         enforce(tight)
     routed = plan_memory(files, CORE, available=(1 << 20, "test"), out_of_core_available=True)
     assert routed.mode == "out_of_core"
