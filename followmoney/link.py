@@ -139,11 +139,15 @@ def link_parties(
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
     name_counts: pl.DataFrame | None = None,
+    seeds: pl.Series | None = None,
 ) -> LinkResult:
     """Resolve the profiled parties, match them to the lists, and find their paths to network members.
 
     `name_counts` (parties.name_frequencies) says how common each name is in the whole input;
-    without it names are counted among the profiles.
+    without it names are counted among the profiles. With `seeds` (the candidates' party ids), only
+    resolved parties holding a seed are matched against the officials list; the rest of the graph
+    neighbourhood only needs network members (to find paths), which keeps the costly fuzzy matching
+    to the parties an alert can name as an official.
     """
     settings = settings or LinkSettings()
     resolved = resolve_parties(
@@ -151,7 +155,22 @@ def link_parties(
     )
     pooled = resolved_profiles(profiles, resolved)
     counts = name_counts if name_counts is not None else name_counts_from(profiles)
-    by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
+    if seeds is None:
+        by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
+    else:
+        seed_parties = resolved.filter(pl.col("party_id").is_in(seeds.implode()))["resolved_id"].unique()
+        is_seed = pl.col("party_id").is_in(pl.concat([seed_parties, seeds]).implode())
+        networks_only = entries.filter(pl.col("list_kind") == "network")
+        by_party = pl.concat(
+            [
+                _fuzzy_match(
+                    pooled.filter(is_seed), entries, settings.match, include_possible=True, name_counts=counts
+                ),
+                _fuzzy_match(
+                    pooled.filter(~is_seed), networks_only, settings.match, include_possible=True, name_counts=counts
+                ),
+            ]
+        )
     # Every raw id of a resolved party carries the party's matches.
     matches = (
         resolved.select("party_id", "resolved_id")

@@ -245,7 +245,7 @@ def link_candidates(
     `graph` is the transfer neighbourhood of the candidate parties (graph.neighbourhood); without it
     only direct list membership links a party to a network. Requirements see confirmed matches only.
     """
-    result = link_parties(profiles, entries, graph, settings, name_counts)
+    result = link_parties(profiles, entries, graph, settings, name_counts, seeds=candidate_party_ids(candidates))
     linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
     return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"))
 
