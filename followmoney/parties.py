@@ -11,7 +11,7 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.config import ReadOptions
 from followmoney.errors import InputError
-from followmoney.read import InputFile, scan_file
+from followmoney.read import READ_ERRORS, InputFile, scan_file
 
 PROFILE_SCHEMA: dict[str, pl.DataType] = {
     "party_id": pl.String(),
@@ -34,12 +34,27 @@ def _side(lf: pl.LazyFrame, present: set[str], id_col: str, name: str, country: 
     )
 
 
+def _collect(parts: list[tuple[InputFile, pl.LazyFrame]], what: str) -> pl.DataFrame:
+    """Collect the per-file scans as one frame; a file that cannot be read again is named in the error."""
+    try:
+        return pl.concat([lf for _, lf in parts]).collect()
+    except READ_ERRORS as exc:
+        for info, lf in parts:  # error path only: find the file at fault
+            try:
+                lf.collect()
+            except READ_ERRORS as own:
+                raise InputError(
+                    f"could not re-read {what} ({' '.join(str(own).split())[:150]})", file=info.label
+                ) from None
+        raise InputError(f"could not re-read {what} ({' '.join(str(exc).split())[:150]})") from None
+
+
 def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.Series) -> pl.DataFrame:
     """One row per party id: its most used name, all names, countries and phones (sorted, unique)."""
     if party_ids.len() == 0:
         return pl.DataFrame(schema=PROFILE_SCHEMA)
     wanted = party_ids.unique().implode()
-    parts = []
+    parts: list[tuple[InputFile, pl.LazyFrame]] = []
     for info in files:
         lf = scan_file(info, options)
         present = set(info.columns)
@@ -47,11 +62,8 @@ def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.S
             (S.SENDER_ID, S.SENDER_NAME, S.SENDER_COUNTRY, S.SENDER_PHONE),
             (S.RECEIVER_ID, S.RECEIVER_NAME, S.RECEIVER_COUNTRY, S.RECEIVER_PHONE),
         ):
-            parts.append(_side(lf, present, *side).filter(pl.col("party_id").is_in(wanted)))
-    try:
-        rows = pl.concat(parts).collect()
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"could not re-read party details ({' '.join(str(exc).split())[:150]})") from None
+            parts.append((info, _side(lf, present, *side).filter(pl.col("party_id").is_in(wanted))))
+    rows = _collect(parts, "party details")
     name = pl.col("name").str.strip_chars()
     counts = (
         rows.filter(name.is_not_null() & (name != ""))
@@ -188,23 +200,23 @@ def phone_sharers(files: list[InputFile], options: ReadOptions, phones: pl.Serie
     if wanted.height == 0:
         return pl.Series("party_id", [], pl.String)
     keys = wanted["t"].unique().implode()
-    parts = []
+    parts: list[tuple[InputFile, pl.LazyFrame]] = []
     for info in files:
         present = set(info.columns)
         lf = scan_file(info, options)
         for id_col, phone_col in ((S.SENDER_ID, S.SENDER_PHONE), (S.RECEIVER_ID, S.RECEIVER_PHONE)):
             if phone_col in present:
                 parts.append(
-                    lf.select(pl.col(id_col).cast(pl.String).alias("party_id"), tail(pl.col(phone_col)).alias("t"))
-                    .filter(pl.col("t").is_in(keys))
-                    .unique()
+                    (
+                        info,
+                        lf.select(pl.col(id_col).cast(pl.String).alias("party_id"), tail(pl.col(phone_col)).alias("t"))
+                        .filter(pl.col("t").is_in(keys))
+                        .unique(),
+                    )
                 )
     if not parts:
         return pl.Series("party_id", [], pl.String)
-    try:
-        rows = pl.concat(parts).unique().collect()
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"could not re-read party phones ({' '.join(str(exc).split())[:150]})") from None
+    rows = _collect(parts, "party phones").unique()
     shared = rows.group_by("t").agg(pl.col("party_id").n_unique().alias("n")).filter(pl.col("n") <= max_share)
     return rows.join(shared, on="t", how="semi")["party_id"].unique().sort()
 
@@ -226,21 +238,17 @@ def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.
     if wanted.height == 0:
         return empty
     keys = wanted["approx_key"].implode()
-    parts = []
+    parts: list[tuple[InputFile, pl.LazyFrame]] = []
     for info in files:
         lf = scan_file(info, options)
         for id_col, name_col in ((S.SENDER_ID, S.SENDER_NAME), (S.RECEIVER_ID, S.RECEIVER_NAME)):
             if name_col in set(info.columns):
-                parts.append(
-                    lf.select(
-                        pl.col(id_col).cast(pl.String).alias("party_id"),
-                        approx_name_key(pl.col(name_col).cast(pl.String)).alias("approx_key"),
-                    ).filter(pl.col("approx_key").is_in(keys))
-                )
+                scan = lf.select(
+                    pl.col(id_col).cast(pl.String).alias("party_id"),
+                    approx_name_key(pl.col(name_col).cast(pl.String)).alias("approx_key"),
+                ).filter(pl.col("approx_key").is_in(keys))
+                parts.append((info, scan))
     if not parts:
         return empty
-    try:
-        rows = pl.concat(parts).unique().collect()
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(f"could not re-read party names ({' '.join(str(exc).split())[:150]})") from None
+    rows = _collect(parts, "party names").unique()
     return rows.group_by("approx_key").agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))

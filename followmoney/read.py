@@ -388,7 +388,7 @@ def _check_dtype(label: str, name: str, dtype: pl.DataType, fmt: str) -> None:
         raise InputError(f"expected UTF-8 text, found {what}; export this column as text", file=label, column=name)
 
 
-def scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
+def _scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
     """A lazy scan of one file, with contract column names, string ids, and a 1-based `_source_row`."""
     if info.fmt == "arrow":
         lf = pl.scan_ipc(info.path)
@@ -409,6 +409,16 @@ def scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
     if bom:
         lf = lf.rename(bom)
     return lf.rename({src: name for src, name in renames.items() if src != name})
+
+
+def scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
+    """A lazy scan of one file under contract column names; a file that can no longer be opened is named."""
+    try:
+        return _scan_file(info, options)
+    except READ_ERRORS as exc:
+        raise InputError(
+            f"unreadable or corrupt {info.fmt} data ({' '.join(str(exc).split())[:150]})", file=info.label
+        ) from None
 
 
 def _typed(name: str, dtype: pl.DataType, fmt: str) -> pl.Expr:
