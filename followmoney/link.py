@@ -30,6 +30,7 @@ from followmoney.graph import GraphSettings, Neighbourhood, network_links
 from followmoney.matching import (
     HONORIFICS,
     MATCH_SCHEMA,
+    PARTICLES,
     MatchSettings,
     name_counts_from,
     name_key,
@@ -51,27 +52,8 @@ __all__ = [
     "phone_key",
 ]
 
-# Particles that do not show a family tie when shared (Vietnamese middle names, Arabic/Malay links).
-NON_FAMILY_TOKENS = frozenset(
-    [
-        "van",
-        "thi",
-        "bin",
-        "binti",
-        "bte",
-        "bt",
-        "al",
-        "el",
-        "de",
-        "la",
-        "da",
-        "dos",
-        "del",
-        "mohd",
-        "muhammad",
-        "mohammed",
-    ]
-)
+# Particles (Vietnamese middle names, Arabic/Malay links) do not show a family tie when shared.
+NON_FAMILY_TOKENS = PARTICLES
 
 
 @dataclass(frozen=True)
