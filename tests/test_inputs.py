@@ -121,36 +121,12 @@ def test_map_renames_columns_and_csv_options(tmp_path: Path, run_cli) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(df.write_csv(separator=";").encode("cp1252"))
     # Naive timestamps stop the run until --assume-tz is given.
-    result = scan(
-        run_cli,
-        path,
-        tmp_path / "o",
-        "--map",
-        "amount_usd=SendAmountUSD",
-        "--map",
-        "txn_id=Ref",
-        "--csv-delimiter",
-        ";",
-        "--encoding",
-        "cp1252",
-    )
+    options = ["--map", "amount_usd=SendAmountUSD", "--map", "txn_id=Ref", "--csv-delimiter", ";"]
+    options += ["--encoding", "cp1252"]
+    result = scan(run_cli, path, tmp_path / "o", *options)
     assert_one_line_error(result, "t.csv", "ts", "--assume-tz")
     assert not (tmp_path / "o").exists()
-    s = summary_after(
-        run_cli,
-        path,
-        tmp_path / "o",
-        "--map",
-        "amount_usd=SendAmountUSD",
-        "--map",
-        "txn_id=Ref",
-        "--csv-delimiter",
-        ";",
-        "--encoding",
-        "cp1252",
-        "--assume-tz",
-        "Asia/Bangkok",
-    )
+    s = summary_after(run_cli, path, tmp_path / "o", *options, "--assume-tz", "Asia/Bangkok")
     assert s["rows_scanned"] == 6
 
 
