@@ -39,7 +39,8 @@ def _stderr() -> Any:
 def _stdout() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Piped or logged output is read later in full: give tables room instead of 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _fail(message: str, code: int = 2) -> None:
