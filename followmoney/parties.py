@@ -224,8 +224,8 @@ def phone_sharers(files: list[InputFile], options: ReadOptions, phones: pl.Serie
 def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.DataFrame) -> pl.DataFrame:
     """How many distinct party ids of the whole input use each name of `profiles` (approx_key, name_parties).
 
-    One scan of the id and name columns, vectorised (`matching.approx_name_key`), kept only for the
-    names the profiled parties use. A name many customers share is weak evidence of identity.
+    One scan of the id and name columns (distinct pairs), `matching.approx_name_key` on each distinct
+    name, kept only for the names the profiled parties use. A name many customers share is weak evidence of identity.
     """
     from followmoney.matching import approx_name_key
 
@@ -244,11 +244,13 @@ def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.
         for id_col, name_col in ((S.SENDER_ID, S.SENDER_NAME), (S.RECEIVER_ID, S.RECEIVER_NAME)):
             if name_col in set(info.columns):
                 scan = lf.select(
-                    pl.col(id_col).cast(pl.String).alias("party_id"),
-                    approx_name_key(pl.col(name_col).cast(pl.String)).alias("approx_key"),
-                ).filter(pl.col("approx_key").is_in(keys))
+                    pl.col(id_col).cast(pl.String).alias("party_id"), pl.col(name_col).cast(pl.String).alias("name")
+                ).unique()
                 parts.append((info, scan))
     if not parts:
         return empty
-    rows = _collect(parts, "party names").unique()
+    # The key is computed once per distinct name, not once per row (names repeat on every transfer).
+    pairs = _collect(parts, "party names")
+    names = pairs.select(pl.col("name").unique()).with_columns(approx_name_key(pl.col("name")).alias("approx_key"))
+    rows = pairs.join(names.filter(pl.col("approx_key").is_in(keys)), on="name").select("party_id", "approx_key")
     return rows.group_by("approx_key").agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))
