@@ -119,7 +119,7 @@ def evaluate(alerts: pl.DataFrame, labels: pl.DataFrame, ks: tuple[int, ...] = (
     )
     fp_by_typology = {
         typ: int(benign_hits.filter(pl.col("typology") == typ)["party_id"].n_unique())
-        for typ in sorted(set(benign_hits["typology"].to_list()))
+        for typ in benign_hits["typology"].unique().sort()
     }
     hits_in_order = ranked["alert_id"].is_in(list(hit_any)).to_numpy()
     found_any = hits.select("pattern_id").n_unique() if hits.height else 0
