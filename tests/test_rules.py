@@ -77,8 +77,30 @@ def test_rules_commands(run_cli) -> None:
     assert listing.exit_code == 0 and "FM120" in listing.stdout
 
 
-def test_every_command_has_help_with_example(run_cli) -> None:
-    for args in (["scan"], ["synth"], ["rules", "list"], ["rules", "check"], ["rules", "doc"], []):
+def _command_paths() -> list[list[str]]:
+    """Every command and sub-command of the CLI, found from the app itself (new ones are covered too)."""
+    import typer.main
+
+    from followmoney.cli import app
+
+    paths: list[list[str]] = []
+
+    def walk(cmd: object, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(cmd, "commands", {}).items():  # a group lists its sub-commands
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_command_has_help_with_example_and_is_documented(run_cli) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    paths = _command_paths()
+    assert ["scan"] in paths and ["rules", "check"] in paths
+    for args in paths:
         result = run_cli(*args, "--help")
         assert result.exit_code == 0 and "Example:" in result.stdout, args
+        if args:
+            assert f"followmoney {' '.join(args)}" in readme or f"`{args[-1]}`" in readme, args
     assert run_cli("--version").stdout.startswith("followmoney ")
