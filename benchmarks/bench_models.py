@@ -20,16 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def parse_counts(text: str) -> list[int]:
-    """'1M,10M,500k' -> [1_000_000, 10_000_000, 500_000]."""
-    out = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        mult = 1_000_000 if part.endswith("m") else 1_000 if part.endswith("k") else 1
-        out.append(int(float(part.rstrip("mk")) * mult))
-    return out
+from run import parse_rows as parse_counts  # benchmarks/ is on sys.path when run as a script
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]

@@ -251,24 +251,59 @@ def _official_columns() -> list[pl.Expr]:
     ]
 
 
-def _network_path(row: dict[str, object]) -> str | None:
-    """`subject C1 -> C2 <- C3 = listed member E-12 'name' (role) of N-7 (name 0.94 (spelling), same phone)`."""
-    side = row["_net_side"]
-    if side is None:
-        return None
-    p = "subj" if side == "subject" else "cp"
-    raw = row["subject_id"] if side == "subject" else row["counterparty_id"]
-    path = list(row[f"{p}_net_path"] or [])  # type: ignore[call-overload]
-    steps = list(row[f"{p}_net_steps"] or [])  # type: ignore[call-overload]
-    start = f"{side} {raw}{row[f'{p}_alias_text'] or ''}"
-    text = start
-    for arrow, node in zip(steps, path[1:], strict=False):
-        text += f" {arrow} {node}"
-    role = row[f"{p}_net_role"] or "role unknown"
-    return (
-        f"{text} = listed member {row[f'{p}_net_list_id']} '{row[f'{p}_net_entry_name']}' ({role}) "
-        f"of {row[f'{p}_net_network_id']} ({row[f'{p}_net_basis']})"
+def _network_paths(joined: pl.DataFrame) -> pl.Series:
+    """`subject C1 -> C2 <- C3 = listed member E-12 'name' (role) of N-7 (name 0.94 (spelling), same phone)`,
+    one per candidate (null where neither side links to a network); vectorised over candidates."""
+    side = pl.col("_net_side")
+    subj = side == "subject"
+
+    def pick(field: str) -> pl.Expr:
+        return pl.when(subj).then(pl.col(f"subj_{field}")).otherwise(pl.col(f"cp_{field}"))
+
+    base = joined.select(
+        side,
+        pl.when(subj).then(pl.col("subject_id")).otherwise(pl.col("counterparty_id")).alias("_raw"),
+        pick("alias_text").fill_null("").alias("_alias"),
+        pick("net_path").list.slice(1).alias("_nodes"),
+        pick("net_steps").alias("_arrows"),
+        pick("net_role").fill_null("role unknown").alias("_role"),
+        pick("net_list_id").alias("_list_id"),
+        pick("net_entry_name").alias("_entry"),
+        pick("net_network_id").alias("_network"),
+        pick("net_basis").alias("_basis"),
+    ).with_row_index("_r")
+    # " -> C2 <- C3": arrows and the nodes after the start, paired in order (as far as both go).
+    n = pl.min_horizontal(pl.col("_nodes").list.len(), pl.col("_arrows").list.len()).fill_null(0)
+    hops = (
+        base.select("_r", pl.col("_arrows").list.head(n), pl.col("_nodes").list.head(n))
+        .explode("_arrows", "_nodes")
+        .drop_nulls("_nodes")
+        .group_by("_r", maintain_order=True)
+        .agg(pl.format(" {} {}", "_arrows", "_nodes").str.join("").alias("_hops"))
     )
+    text = (
+        base.join(hops, on="_r", how="left")
+        .sort("_r")
+        .select(
+            pl.when(side.is_not_null())
+            .then(
+                pl.format(
+                    "{} {}{}{} = listed member {} '{}' ({}) of {} ({})",
+                    side,
+                    "_raw",
+                    "_alias",
+                    pl.col("_hops").fill_null(""),
+                    "_list_id",
+                    "_entry",
+                    "_role",
+                    "_network",
+                    "_basis",
+                )
+            )
+            .alias("network_path")
+        )
+    )
+    return text.to_series()
 
 
 def _alias_text(resolved: pl.DataFrame) -> pl.DataFrame:
@@ -356,14 +391,7 @@ def attach_links(
         pl.when(use_cp).then(pl.lit("counterparty")).when(subj_h.is_not_null()).then(pl.lit("subject")).otherwise(None)
     )
     joined = joined.with_columns(net_side.alias("_net_side"))
-    path_cols = ["_net_side", "subject_id", "counterparty_id", "subj_alias_text", "cp_alias_text"] + [
-        f"{p}_net_{c}"
-        for p in ("subj", "cp")
-        for c in ("path", "steps", "role", "list_id", "entry_name", "network_id", "basis")
-    ]
-    paths = pl.Series(
-        "network_path", [_network_path(r) for r in joined.select(path_cols).iter_rows(named=True)], dtype=pl.String
-    )
+    paths = _network_paths(joined)
 
     def pick(field: str) -> pl.Expr:
         return pl.when(use_cp).then(pl.col(f"cp_net_{field}")).otherwise(pl.col(f"subj_net_{field}"))

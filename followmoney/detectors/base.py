@@ -59,3 +59,19 @@ def group_starts(sorted_keys: pl.DataFrame) -> np.ndarray:
     first = sorted_keys.select(change.fill_null(True).alias("c")).to_series()
     idx = first.arg_true().cast(pl.Int64).to_numpy()
     return np.append(idx, np.int64(n)).astype(np.int64)
+
+
+def candidate_head(strength: pl.Expr) -> list[pl.Expr]:
+    """The base candidate columns, in schema order, from a frame that already names them; `strength`
+    is the detector's own 0-1 evidence strength (rule_code is filled in by the pipeline)."""
+    return [
+        pl.lit(None, pl.String).alias("rule_code"),
+        pl.col("subject_id"),
+        pl.col("counterparty_id"),
+        pl.col("window_start"),
+        pl.col("window_end"),
+        pl.col("n_txns"),
+        pl.col("total_usd"),
+        strength.alias("strength"),
+        pl.col("txn_ids"),
+    ]

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
 from followmoney.kernels import window_distinct
 
 _US_PER_DAY = 86_400_000_000
@@ -157,15 +157,7 @@ class DistinctInWindow(Detector):
         distinct_term = ((pl.col("n_distinct") - min_distinct + 1) / max(min_distinct, 1)).clip(0, 1)
         count_term = (pl.col("n_txns") / (2 * max(min_distinct, 1))).clip(0, 1)
         return out.select(
-            pl.lit(None, pl.String).alias("rule_code"),
-            "subject_id",
-            "counterparty_id",
-            "window_start",
-            "window_end",
-            "n_txns",
-            "total_usd",
-            (0.6 * distinct_term + 0.4 * count_term).alias("strength"),
-            "txn_ids",
+            *candidate_head(0.6 * distinct_term + 0.4 * count_term),
             pl.lit(party_kind).alias("party_kind"),
             pl.lit(_WORDS[distinct_kind]).alias("distinct_kind"),
             "n_distinct",

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
 from followmoney.kernels import forwarded_amounts, window_distinct
 
 _US_PER_HOUR = 3_600_000_000
@@ -148,15 +148,7 @@ class PoolAndForward(Detector):
         share_term = ((pl.col("forward_share") - 0.5) / 0.5).clip(0, 1)
         payer_term = ((pl.col("n_payers") - min_payers + 1) / 3).clip(0, 1)
         return out.sort("_cluster").select(
-            pl.lit(None, pl.String).alias("rule_code"),
-            "subject_id",
-            "counterparty_id",
-            "window_start",
-            "window_end",
-            "n_txns",
-            "total_usd",
-            (0.5 * share_term + 0.5 * payer_term).alias("strength"),
-            "txn_ids",
+            *candidate_head(0.5 * share_term + 0.5 * payer_term),
             "n_payers",
             "member_ids",
             pl.col("received_usd").round(2),

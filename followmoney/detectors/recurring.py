@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
 from followmoney.kernels import schedule_regularity
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -270,14 +270,6 @@ class RecurringPair(Detector):
         regular_term = (1 - pl.col("gap_cv") / params["max_gap_cv"]).clip(0, 1)
         amount_term = (1 - pl.min_horizontal("amount_cv", "amount_trend_cv") / params["max_amount_cv"]).clip(0, 1)
         return found.select(
-            pl.lit(None, pl.String).alias("rule_code"),
-            "subject_id",
-            "counterparty_id",
-            "window_start",
-            "window_end",
-            "n_txns",
-            "total_usd",
-            (0.4 * count_term + 0.3 * regular_term + 0.3 * amount_term).alias("strength"),
-            "txn_ids",
+            *candidate_head(0.4 * count_term + 0.3 * regular_term + 0.3 * amount_term),
             *self.evidence,
         ).cast(self.evidence)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
 from followmoney.kernels import window_clusters
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -177,15 +177,7 @@ class NearThresholdWindow(Detector):
         agent_term = ((pl.col("n_agents") - 1) / 2).clip(0, 1)
         closeness = ((pl.col("_mean") / threshold - 0.5) / 0.5).clip(0, 1)
         return out.select(
-            pl.lit(None, pl.String).alias("rule_code"),
-            "subject_id",
-            "counterparty_id",
-            "window_start",
-            "window_end",
-            "n_txns",
-            "total_usd",
-            (0.4 * count_term + 0.3 * agent_term + 0.3 * closeness).alias("strength"),
-            "txn_ids",
+            *candidate_head(0.4 * count_term + 0.3 * agent_term + 0.3 * closeness),
             pl.lit(threshold).alias("threshold"),
             pl.lit(currency).alias("currency"),
             pl.lit(side).alias("side"),
