@@ -233,6 +233,16 @@ def scan(
         str | None,
         typer.Option(help="Anomaly model: a name (latest version), name-vN or a model directory (default: iforest)."),
     ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory the scan may use, e.g. 8GiB (default: 80% of what is available). A larger input is "
+            "partitioned by party into spill files and scanned partition by partition."
+        ),
+    ] = None,
+    spill_dir: Annotated[
+        Path | None, typer.Option(help="Directory for the partition spill files (default: inside --out).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Scan a transaction dump and write scored, evidenced alerts.
@@ -275,9 +285,26 @@ def scan(
             min_score=float(pick(min_score, "min_score", 25.0)),
             rules_dir=Path(pick(rules_dir, "rules_dir", DEFAULT_RULES_DIR)),
             model=pick(model, "model"),
+            memory_limit=_size_option(pick(memory_limit, "memory_limit")),
+            spill_dir=path_or_none(pick(spill_dir, "spill_dir")),
         )
         summary = run(cfg, progress=_Bars(enabled=not quiet and sys.stderr.isatty()))
         _print_summary(summary)
+
+
+def _size_option(text: str | None) -> int | None:
+    """--memory-limit text -> bytes (a one-line error on anything that is not a size)."""
+    if text is None:
+        return None
+    from followmoney.memory import parse_size
+
+    try:
+        size = parse_size(str(text))
+    except ValueError:
+        _fail(f"--memory-limit {text!r}: expected a size such as 8GiB, 512MB or 2g")
+    if size <= 0:
+        _fail(f"--memory-limit {text!r}: must be more than zero")
+    return size
 
 
 def _print_summary(summary: Any) -> None:

@@ -45,6 +45,8 @@ class ScanConfig:
     link: dict[str, Any] = field(default_factory=dict)  # [link] table: match threshold, review floor, max_hops, ...
     model: str | None = None  # anomaly model for rules of kind `anomaly` (None: the rule's own `model` param)
     models_dir: Path = DEFAULT_MODELS_DIR
+    memory_limit: int | None = None  # bytes the scan may plan to use (None: a safe share of the machine)
+    spill_dir: Path | None = None  # where partitions are spilled when the scan is larger than memory (None: out_dir)
 
 
 def parse_column_map(items: list[str]) -> dict[str, str]:

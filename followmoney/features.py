@@ -284,10 +284,10 @@ def _with_rarity(txns: pl.LazyFrame, corridors: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def _velocity(txns: pl.LazyFrame) -> pl.LazyFrame:
-    """Per payer: share of its sends made within VELOCITY_HOURS after it received money."""
+def _velocity(txns: pl.LazyFrame, receipts: pl.LazyFrame) -> pl.LazyFrame:
+    """Per payer: share of its sends (in `txns`) made within VELOCITY_HOURS after it received money (`receipts`)."""
     outs = txns.select(pl.col(SENDER_KEY).alias("_party"), pl.col(S.TS).alias("_t")).sort("_t")
-    ins = txns.select(pl.col(RECEIVER_KEY).alias("_party"), pl.col(S.TS).alias("_in")).sort("_in")
+    ins = receipts.select(pl.col(RECEIVER_KEY).alias("_party"), pl.col(S.TS).alias("_in")).sort("_in")
     joined = outs.join_asof(
         ins,
         left_on="_t",
@@ -300,8 +300,9 @@ def _velocity(txns: pl.LazyFrame) -> pl.LazyFrame:
     return joined.group_by("_party").agg(share(pl.col("_in").is_not_null()).alias("payer_velocity_share"))
 
 
-def payer_features(txns: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per sending party (SENDER_KEY) with the payer_* features; needs the rarity column."""
+def payer_features(txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """One row per sending party (SENDER_KEY) of `txns` with the payer_* features; needs the rarity column.
+    `receipts` (default: `txns`) holds the transfers payers received (for the velocity feature)."""
     base = txns.sort(SENDER_KEY, S.TS).select(
         pl.col(SENDER_KEY).alias("_party"),
         week(pl.col(S.TS)).alias("_week"),
@@ -338,7 +339,7 @@ def payer_features(txns: pl.LazyFrame) -> pl.LazyFrame:
     )
     return (
         agg.join(weekly, on="_party", how="left")
-        .join(_velocity(txns), on="_party", how="left")
+        .join(_velocity(txns, txns if receipts is None else receipts), on="_party", how="left")
         .with_columns(
             pl.col("payer_receivers_week").cast(pl.Float64),
             (pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"),
@@ -385,16 +386,27 @@ def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def pair_table(txns: pl.DataFrame, corridors: pl.DataFrame) -> pl.DataFrame:
-    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES)."""
+def pair_table(
+    txns: pl.DataFrame,
+    corridors: pl.DataFrame,
+    receivers: pl.DataFrame | None = None,
+    owned_payers: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES).
+
+    On one partition of the transfers: `owned_payers` (a condition on SENDER_KEY) keeps the pairs of
+    the payers whose every transfer the partition holds, and `receivers` (receiver_features of every
+    receiver, gathered over all partitions) replaces the receiver features the partition cannot see."""
     needed = [SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT, S.AMOUNT_USD, S.AGENT_ID]
     needed += [S.SENDER_COUNTRY, S.RECEIVER_COUNTRY]
     # Materialise the projected rows (with rarity) once: three aggregations read them.
     lazy = _with_rarity(txns.lazy().select(needed), corridors).collect().lazy()
+    sends = lazy if owned_payers is None else lazy.filter(owned_payers)
+    receiving = receiver_features(lazy) if receivers is None else receivers.lazy()
     table = (
-        pair_features(lazy)
-        .join(payer_features(lazy), on=SENDER_KEY, how="left")
-        .join(receiver_features(lazy), on=RECEIVER_KEY, how="left")
+        pair_features(sends)
+        .join(payer_features(sends, lazy), on=SENDER_KEY, how="left")
+        .join(receiving, on=RECEIVER_KEY, how="left")
         .sort(SENDER_KEY, RECEIVER_KEY)
     )
     return table.collect()

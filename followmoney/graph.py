@@ -46,11 +46,17 @@ class Neighbourhood:
     hubs: pl.Series  # party ids with more than max_degree counterparties (not walked through)
 
 
-def neighbourhood(clean: pl.DataFrame, seeds: pl.Series, settings: GraphSettings | None = None) -> Neighbourhood:
-    """Edges touching the seeds and every party up to `max_hops - 1` transfers from them (hubs excepted)."""
+def neighbourhood(
+    clean: pl.DataFrame | pl.LazyFrame, seeds: pl.Series, settings: GraphSettings | None = None
+) -> Neighbourhood:
+    """Edges touching the seeds and every party up to `max_hops - 1` transfers from them (hubs excepted).
+
+    `clean` may be lazy (every clean transfer once, e.g. scanned from partition spill files)."""
     settings = settings or GraphSettings()
     empty = Neighbourhood(pl.DataFrame(schema=EDGE_SCHEMA), pl.Series("id", [], pl.String))
-    if settings.max_hops <= 0 or clean.height == 0 or seeds.len() == 0:
+    if isinstance(clean, pl.DataFrame) and clean.height == 0:
+        return empty
+    if settings.max_hops <= 0 or seeds.len() == 0:
         return empty
     lf = clean.lazy().select(SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD)
     frontier = seeds.cast(pl.String).unique().hash(PARTY_KEY_SEED)
@@ -66,7 +72,7 @@ def neighbourhood(clean: pl.DataFrame, seeds: pl.Series, settings: GraphSettings
                 pl.col(S.SENDER_ID).first(),
                 pl.col(S.RECEIVER_ID).first(),
                 pl.len().cast(pl.Int64).alias("n_txns"),
-                pl.col(S.AMOUNT_USD).sum().alias("total_usd"),
+                pl.col(S.AMOUNT_USD).sort().sum().alias("total_usd"),  # sorted: the same sum in any row order
             )
             .collect()
         )

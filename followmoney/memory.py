@@ -9,6 +9,7 @@ out-of-core path (when one exists), or stop with advice instead of being killed 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -32,6 +33,11 @@ from followmoney.read import READ_ERRORS, InputFile
 WORKING_SET_FACTOR = 7.0
 # Share of the available memory a scan may plan to use; the rest is for the OS, page cache, Python.
 HEADROOM = 0.8
+# Out of core: bytes per input row held for the whole run (txn_id hash, per-party feature tables, edges).
+GLOBAL_BYTES_PER_ROW = 24
+PARTITION_COPIES = 2.5  # copies of a row over all partitions: sender's, receiver's, some phones'
+MAX_PARTITIONS = 4096
+MAX_CHUNK_ROWS = 4_000_000
 # Bytes per row Polars spends on a string beyond its payload (a 16-byte view) and per fixed column.
 _STRING_OVERHEAD = 16
 _FIXED_WIDTH = 8
@@ -51,6 +57,8 @@ class MemoryPlan:
     working_set_bytes: int  # load_bytes * WORKING_SET_FACTOR
     available_bytes: int  # memory this process may use (MemAvailable, cgroup limit, FOLLOWMONEY_MAX_MEMORY)
     source: str  # where available_bytes came from
+    partitions: int = 1  # out_of_core: how many party partitions the transfers are spilled into
+    chunk_rows: int = 0  # out_of_core: rows read and normalised at a time in the spill pass
 
     def advice(self) -> str:
         """One line saying why the scan cannot run in memory and what to do."""
@@ -197,19 +205,31 @@ def plan_memory(
     *,
     available: tuple[int, str] | None = None,
     out_of_core_available: bool = False,
+    limit: int | None = None,
 ) -> MemoryPlan:
-    """Decide, before loading, whether the scan fits in memory; `available` overrides the probe (tests)."""
+    """Decide, before loading, whether the scan fits in memory and, if not, into how many partitions to
+    spill it; `available` overrides the probe (tests), `limit` (--memory-limit) caps what may be used."""
     rows, load_bytes = estimate_load(files, columns)
     working = int(load_bytes * WORKING_SET_FACTOR)
     avail, source = available if available is not None else available_memory()
-    mode: Mode
-    if working <= avail * HEADROOM:
-        mode = "in_memory"
-    elif out_of_core_available:
-        mode = "out_of_core"
-    else:
-        mode = "stop"
-    return MemoryPlan(mode, rows, load_bytes, working, avail, source)
+    if limit is not None and limit < avail:
+        avail, source = limit, "--memory-limit"
+    budget = avail * HEADROOM
+    if working <= budget:
+        return MemoryPlan("in_memory", rows, load_bytes, working, avail, source)
+    # Out of core: what stays in memory for the whole run (a txn_id hash per row, per-party tables)
+    # comes off the budget; the rest holds one partition's working set. A row has up to
+    # PARTITION_COPIES copies (its sender's, its receiver's and its phone's partition).
+    per_row = load_bytes / max(rows, 1)
+    state = rows * GLOBAL_BYTES_PER_ROW
+    room = budget - state
+    if not out_of_core_available or room <= 0:
+        return MemoryPlan("stop", rows, load_bytes, working, avail, source)
+    partitions = max(2, math.ceil(PARTITION_COPIES * working / room))
+    chunk_rows = int(max(10_000, min(MAX_CHUNK_ROWS, room / (per_row * WORKING_SET_FACTOR))))
+    if partitions > MAX_PARTITIONS:
+        return MemoryPlan("stop", rows, load_bytes, working, avail, source)
+    return MemoryPlan("out_of_core", rows, load_bytes, working, avail, source, partitions, chunk_rows)
 
 
 def enforce(plan: MemoryPlan) -> None:

@@ -22,22 +22,16 @@ from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
 from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies
-from followmoney.errors import InputError
+from followmoney.detectors.base import OWNER_KEY
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
+from followmoney.memory import MemoryPlan, plan_memory
 from followmoney.memory import enforce as enforce_memory
-from followmoney.memory import plan_memory
-from followmoney.normalise import (
-    FxTable,
-    check_key_collisions,
-    load_fx,
-    mark_duplicates,
-    normalise_file,
-    party_keys,
-)
+from followmoney.normalise import FxTable, load_fx, party_keys
 from followmoney.parties import name_frequencies, party_profiles, phone_sharers
-from followmoney.read import InputFile, file_sha256, inspect_files, load_columns, load_rows, resolve_inputs
+from followmoney.partition import Transfers, load_in_memory, spill_transfers
+from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
 from followmoney.write import check_out_dir, write_outputs
@@ -98,27 +92,30 @@ class _Timer:
 def load_transactions(
     files: list[InputFile], config: ScanConfig, fx: FxTable | None, advance: Callable[[int], None]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Load and normalise every file; returns (clean rows, quarantine keys with reasons)."""
-    frames = []
-    for index, info in enumerate(files):
-        raw = load_columns(info, config.read, CORE_COLUMNS)
-        typed = normalise_file(
-            raw,
-            info.label,
-            assume_tz=config.read.assume_tz,
-            fx=fx,
-            now=config.now,
-            max_amount_usd=config.max_amount_usd,
-        )
-        frames.append(typed.with_columns(pl.lit(index, pl.Int32).alias(S.SOURCE_FILE)))
-        advance(1)
-    frame = pl.concat(frames, how="diagonal_relaxed")
-    if frame.height == 0:
-        raise InputError("the input holds no transaction rows", file=", ".join(f.label for f in files))
-    frame = mark_duplicates(frame)
-    bad = frame.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON)
-    clean = frame.filter(pl.col(S.REASON).is_null()).drop(S.REASON).with_columns(party_keys())
-    return clean, bad
+    """Load and normalise every file in memory; returns (clean rows, quarantine keys with reasons)."""
+    transfers = load_in_memory(files, CORE_COLUMNS, config, fx, advance)
+    assert transfers.memory is not None
+    return transfers.memory, transfers.bad
+
+
+def load_transfers(
+    files: list[InputFile],
+    config: ScanConfig,
+    fx: FxTable | None,
+    rules: list[Rule],
+    plan: MemoryPlan,
+    advance: Callable[[int], None],
+) -> Transfers:
+    """The clean transfers: in memory, or (plan.mode == "out_of_core") spilled into party partitions that
+    hold every transfer of the parties (and phones) each rule groups on."""
+    if plan.mode != "out_of_core":
+        return load_in_memory(files, CORE_COLUMNS, config, fx, advance)
+    sides: frozenset[str] = frozenset({"party"})
+    for rule in rules:
+        if rule.kind != ANOMALY_KIND:
+            sides |= DETECTORS[rule.kind]().partition_sides(rule.params)
+    rows = [stored_rows(info) if info.fmt != "csv" else 0 for info in files]
+    return spill_transfers(files, rows, CORE_COLUMNS, config, fx, plan.partitions, sides, plan.chunk_rows, advance)
 
 
 def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFrame) -> pl.DataFrame:
@@ -139,16 +136,36 @@ def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFram
     return frame.select(*first, pl.exclude(*first, S.REASON), S.REASON).sort(first)
 
 
-def detect(clean: pl.DataFrame, rules: list[Rule], advance: Callable[[int], None]) -> pl.DataFrame:
-    """Run every rule's detector; candidates of all rules in one frame (rule_code filled in)."""
+def detect(transfers: Transfers | pl.DataFrame, rules: list[Rule], advance: Callable[[int], None]) -> pl.DataFrame:
+    """Run every rule's detector on every partition, keeping the candidates each partition owns; candidates
+    of all rules in one frame (rule_code filled in), in rule order then a canonical order within a rule."""
+    if isinstance(transfers, pl.DataFrame):
+        transfers = Transfers(n_parts=1, bad=pl.DataFrame(), scanned={}, memory=transfers)
     parts = []
-    for rule in rules:
-        found = DETECTORS[rule.kind]().detect(clean, rule.params)
-        parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
+    for part, frame in transfers.partitions():
+        for rule in rules:
+            found = DETECTORS[rule.kind]().detect(frame, rule.params)
+            found = found.filter(transfers.owned(OWNER_KEY, part)).drop(OWNER_KEY)
+            parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
         advance(1)
     if not parts:
         return pl.DataFrame(schema=S.CANDIDATE_BASE_SCHEMA)
-    return pl.concat(parts, how="diagonal_relaxed")
+    order = {rule.code: i for i, rule in enumerate(rules)}
+    return canonical_order(pl.concat(parts, how="diagonal_relaxed"), order)
+
+
+def canonical_order(candidates: pl.DataFrame, rule_order: dict[str, int]) -> pl.DataFrame:
+    """Candidates sorted by rule (in `rule_order`), subject, counterparty, window and first evidence
+    transfer: the same order whether they were found in one partition or many."""
+    return (
+        candidates.with_columns(
+            pl.col("rule_code").replace_strict(rule_order, return_dtype=pl.Int32).alias("_rule"),
+            pl.col("txn_ids").list.first().alias("_first"),
+            pl.col("txn_ids").list.len().alias("_n_ids"),
+        )
+        .sort("_rule", "subject_id", "counterparty_id", "window_start", "window_end", "_first", "_n_ids")
+        .drop("_rule", "_first", "_n_ids")
+    )
 
 
 def apply_requirements(linked: pl.DataFrame, rules: list[Rule], matches: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -253,7 +270,7 @@ def link_candidates(
 def link_inputs(
     files: list[InputFile],
     config: ScanConfig,
-    clean: pl.DataFrame,
+    clean: pl.DataFrame | pl.LazyFrame,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     settings: LinkSettings | None = None,
@@ -314,27 +331,42 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         fx = load_fx(config.fx) if config.fx else None
     with timer("read"):
         files = inspect_files(resolve_inputs(config.inputs), config.read)
-        # Memory guard (issue 7): stop with advice before loading what cannot fit; route on .mode later.
-        enforce_memory(plan_memory(files, CORE_COLUMNS))
+        # Memory guard: in memory when it fits, else partitioned by party into spill files (or stop with advice).
+        plan = plan_memory(files, CORE_COLUMNS, out_of_core_available=True, limit=config.memory_limit)
+        enforce_memory(plan)
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
-        clean, bad = load_transactions(files, config, fx, advance)
-        check_key_collisions(clean)
-    with timer("detect"), progress.stage("running rules", total=len(rules)) as advance:
-        candidates = detect(clean, [r for r in rules if r.kind != ANOMALY_KIND], advance)
-    with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
-        # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
-        candidates, models_used = anomaly_stage(clean, candidates, rules, config.model, config.models_dir)
-    with timer("link"), progress.stage("linking parties to lists"):
-        graph, profiles, name_counts, link_settings = link_inputs(files, config, clean, candidates, entries, settings)
-        linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
-        linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
+        transfers = load_transfers(files, config, fx, rules, plan, advance)
+    try:
+        with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
+            candidates = detect(transfers, [r for r in rules if r.kind != ANOMALY_KIND], advance)
+        with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
+            # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
+            candidates, models_used = anomaly_stage(transfers, candidates, rules, config.model, config.models_dir)
+        with timer("link"), progress.stage("linking parties to lists"):
+            graph, profiles, name_counts, link_settings = link_inputs(
+                files, config, transfers.every_row(), candidates, entries, settings
+            )
+            linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
+            linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
+    finally:
+        spill_bytes = transfers.spill_bytes
+        transfers.close()
     with timer("score"):
         scored = score_alerts(linked, {r.code: r for r in rules})
         alerts = scored.filter(pl.col("score") >= config.min_score)
+    bad = transfers.bad
     with timer("quarantine"):
         quarantine = quarantine_rows(files, config, bad) if bad.height else None
-    data = _summary(config, files, clean, bad, rules, candidates, linked, scored, alerts, entries, timer)
+    data = _summary(config, files, transfers, rules, candidates, linked, scored, alerts, entries, timer)
     data["models"] = models_used  # name, version, manifest sha256 of each anomaly model used
+    data["memory"] = {
+        "mode": plan.mode,
+        "partitions": transfers.n_parts,
+        "spill_bytes": spill_bytes,
+        "planned_working_set_bytes": plan.working_set_bytes,
+        "available_bytes": plan.available_bytes,
+        "available_from": plan.source,
+    }
     with timer("write"), progress.stage("writing outputs"):
         outputs = write_outputs(config.out_dir, alerts, quarantine, data, extra={"cases.parquet": build_cases(alerts)})
     return Summary(data, alerts, quarantine, outputs)
@@ -343,8 +375,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
 def _summary(
     config: ScanConfig,
     files: list[InputFile],
-    clean: pl.DataFrame,
-    bad: pl.DataFrame,
+    transfers: Transfers,
     rules: list[Rule],
     candidates: pl.DataFrame,
     linked: pl.DataFrame,
@@ -353,7 +384,7 @@ def _summary(
     entries: pl.DataFrame,
     timer: _Timer,
 ) -> dict[str, Any]:
-    scanned = clean.group_by(S.SOURCE_FILE).len()
+    bad = transfers.bad
     quarantined = bad.group_by(S.SOURCE_FILE).len()
 
     def count(frame: pl.DataFrame, index: int) -> int:
@@ -362,7 +393,7 @@ def _summary(
 
     per_file = []
     for index, info in enumerate(files):
-        n_scanned, n_bad = count(scanned, index), count(quarantined, index)
+        n_scanned, n_bad = transfers.scanned.get(index, 0), count(quarantined, index)
         per_file.append(
             {
                 "path": info.label,
@@ -384,8 +415,8 @@ def _summary(
     return {
         "followmoney_version": __version__,
         "run_at": config.now.isoformat(),
-        "rows_read": clean.height + bad.height,
-        "rows_scanned": clean.height,
+        "rows_read": transfers.rows + bad.height,
+        "rows_scanned": transfers.rows,
         "rows_quarantined": bad.height,
         "quarantine_reasons": dict(zip(reasons[S.REASON].to_list(), reasons["len"].to_list(), strict=True)),
         "files": per_file,
@@ -499,7 +530,8 @@ def run_example(rule: Rule, example: Example, min_score: float = 25.0) -> int:
     """How many alerts `rule` raises on one of its examples: detect, link by ids, requirements, score,
     and the scan's default --min-score (so a damped family-support series does not count)."""
     frame = example_frame(example)
-    candidates = DETECTORS[rule.kind]().detect(frame, rule.params).with_columns(pl.lit(rule.code).alias("rule_code"))
+    found = DETECTORS[rule.kind]().detect(frame, rule.params).drop(OWNER_KEY, strict=False)
+    candidates = found.with_columns(pl.lit(rule.code).alias("rule_code"))
     ids = sorted(set(frame[S.SENDER_ID].to_list()) | set(frame[S.RECEIVER_ID].to_list()))
     profiles = pl.DataFrame(
         {

@@ -435,8 +435,16 @@ def _typed(name: str, dtype: pl.DataType, fmt: str) -> pl.Expr:
     return col.cast(pl.String)
 
 
-def load_columns(info: InputFile, options: ReadOptions, names: Iterable[str]) -> pl.DataFrame:
-    """Load the given contract columns (those present) plus `_source_row` from one file."""
+def load_columns(
+    info: InputFile,
+    options: ReadOptions,
+    names: Iterable[str],
+    *,
+    offset: int | None = None,
+    length: int | None = None,
+) -> pl.DataFrame:
+    """Load the given contract columns (those present) plus `_source_row` from one file, or from the
+    slice of `length` rows at `offset` of an Arrow or Parquet file (CSV files are always read whole)."""
     wanted = [n for n in names if n in info.columns]
     columns = [pl.col(S.SOURCE_ROW), *[_typed(n, info.columns[n], info.fmt).alias(n) for n in wanted]]
     try:
@@ -447,8 +455,11 @@ def load_columns(info: InputFile, options: ReadOptions, names: Iterable[str]) ->
             frame = lf.collect()
             _check_csv_row_count(info, options.csv_delimiter, frame.height)
             return frame.select(columns)
+        if offset is not None and length is not None:
+            lf = lf.slice(offset, length)
         frame = lf.select(columns).collect()
-        expected = _stored_rows(info)
+        stored = stored_rows(info)
+        expected = stored if offset is None or length is None else max(0, min(length, stored - offset))
     except READ_ERRORS as exc:
         raise _load_error(info, options, exc) from None
     if frame.height != expected:
@@ -458,7 +469,7 @@ def load_columns(info: InputFile, options: ReadOptions, names: Iterable[str]) ->
     return frame
 
 
-def _stored_rows(info: InputFile) -> int:
+def stored_rows(info: InputFile) -> int:
     """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only, cheap)."""
     if info.fmt == "parquet":
         return int(pq.read_metadata(str(info.path)).num_rows)

@@ -353,7 +353,8 @@ def test_memory_plan_decides_and_advises(tmp_path: Path) -> None:
 def test_memory_guard_stops_the_cli_before_loading(tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.parquet"
     world_frame(20_000).write_parquet(path)
-    monkeypatch.setenv("FOLLOWMONEY_MAX_MEMORY", "1MiB")
+    # Too little even for the per-row state a partitioned scan keeps: stop with advice.
+    monkeypatch.setenv("FOLLOWMONEY_MAX_MEMORY", "200KiB")
     result = run_cli("scan", path, "--out", tmp_path / "o", "--quiet")
     assert result.exit_code == 2
     line = one_line(result.stderr)

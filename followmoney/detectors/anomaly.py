@@ -17,8 +17,10 @@ on the most features at once, then the highest percentile (at most `max_alerts`,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import polars as pl
@@ -26,9 +28,10 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.config import DEFAULT_MODELS_DIR
 from followmoney.detectors.base import Detector, Param
-from followmoney.features import pair_table
+from followmoney.features import pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
+from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 KIND = "anomaly"
 PERCENTILE = "anomaly_percentile"
@@ -97,8 +100,17 @@ def _explain(model: Model, rows: pl.DataFrame, tail_share: float) -> tuple[list[
     return texts, unusual.sum(axis=1).astype(np.int64), sides
 
 
-def anomaly_candidates(txns: pl.DataFrame, model: Model, scored: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-    """Candidates from a scored pair table: one per anomalous party, evidence = its anomalous pairs' transfers."""
+def anomaly_candidates(
+    txns: pl.DataFrame | pl.LazyFrame,
+    model: Model,
+    scored: pl.DataFrame,
+    params: dict[str, Any],
+    n_scanned: int | None = None,
+) -> pl.DataFrame:
+    """Candidates from a scored pair table: one per anomalous party, evidence = its anomalous pairs' transfers.
+
+    `scored` may hold only the pairs at or above some percentile (gathered from partitions); `n_scanned`
+    then says how many pairs were scored in all (default: the height of `scored`)."""
     hits = scored.filter(pl.col(PERCENTILE) >= float(params["min_percentile"]))
     if hits.height == 0:
         return AnomalousPair.empty()
@@ -132,7 +144,7 @@ def anomaly_candidates(txns: pl.DataFrame, model: Model, scored: pl.DataFrame, p
         .group_by("_p")
         .agg(
             pl.len().cast(pl.Int64).alias("n_txns"),
-            pl.col(S.AMOUNT_USD).sum().alias("total_usd"),
+            pl.col(S.AMOUNT_USD).sort().sum().alias("total_usd"),  # sorted: the same sum in any row order
             pl.col(S.TXN_ID).sort().alias("txn_ids"),
             pl.col("_o").n_unique().cast(pl.Int64).alias("n_pairs"),
             pl.when(pl.col("_o").n_unique() == 1).then(pl.col("_o").first()).otherwise(None).alias("_single"),
@@ -168,7 +180,7 @@ def anomaly_candidates(txns: pl.DataFrame, model: Model, scored: pl.DataFrame, p
         "n_pairs",
         "side",
         pl.lit(model.label).alias("model"),
-        pl.lit(scored.height, pl.Int64).alias("n_scanned_pairs"),
+        pl.lit(scored.height if n_scanned is None else n_scanned, pl.Int64).alias("n_scanned_pairs"),
     )
 
 
@@ -177,8 +189,57 @@ def payer_percentiles(scored: pl.DataFrame) -> pl.DataFrame:
     return scored.group_by("subject_id").agg(pl.col(PERCENTILE).max())
 
 
+class PartitionedTransfers(Protocol):
+    """What the anomaly stage reads (partition.Transfers): partitions, ownership, every row once."""
+
+    n_parts: int
+
+    def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]: ...
+
+    def owned(self, key: str | pl.Expr, part: int) -> pl.Expr: ...
+
+    def every_row(self, *, with_duplicates: bool = False) -> pl.LazyFrame: ...
+
+
+@dataclass
+class ScoredPairs:
+    """What scoring every pair leaves for the candidates: the pairs that may alert, payer percentiles, a count."""
+
+    hits: pl.DataFrame  # scored pairs at or above the lowest min_percentile of the model's rules
+    payer_percentiles: pl.DataFrame  # subject_id, anomaly_percentile (the payer's highest pair percentile)
+    n_pairs: int
+
+
+def score_pairs(transfers: PartitionedTransfers, model: Model, floor: float) -> ScoredPairs:
+    """Score every payer->receiver pair, partition by partition: receiver features are gathered over
+    all partitions first (a receiver's payers are spread over them); each pair is scored in its payer's."""
+    corridors = model.corridors()
+    receivers = None
+    if transfers.n_parts > 1:
+        receivers = pl.concat(
+            [
+                receiver_features(frame.lazy()).filter(transfers.owned(RECEIVER_KEY, part)).collect()
+                for part, frame in transfers.partitions()
+            ]
+        )
+    hits, payers, n_pairs = [], [], 0
+    for part, frame in transfers.partitions():
+        table = pair_table(frame, corridors, receivers, transfers.owned(SENDER_KEY, part))
+        scored = score_table(model, table)
+        n_pairs += scored.height
+        hits.append(scored.filter(pl.col(PERCENTILE) >= floor))
+        payers.append(payer_percentiles(scored))
+    if not hits:
+        return ScoredPairs(pl.DataFrame(), pl.DataFrame(schema={"subject_id": pl.String, PERCENTILE: pl.Float64}), 0)
+    return ScoredPairs(
+        pl.concat(hits).sort(SENDER_KEY, RECEIVER_KEY),
+        pl.concat(payers).sort("subject_id"),
+        n_pairs,
+    )
+
+
 def anomaly_stage(
-    txns: pl.DataFrame,
+    transfers: PartitionedTransfers,
     candidates: pl.DataFrame,
     rules: list[Any],
     model_ref: str | None,
@@ -195,15 +256,18 @@ def anomaly_stage(
     refs = {model_ref or str(r.params["model"]) for r in own}
     models = {ref: load(ref, models_dir) for ref in sorted(refs)}
     parts: list[pl.DataFrame] = []
-    first: pl.DataFrame | None = None
+    first: ScoredPairs | None = None
     for ref, model in models.items():
-        scored = score_table(model, pair_table(txns, model.corridors()))
+        mine = [r for r in own if (model_ref or str(r.params["model"])) == ref]
+        scored = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine))
         first = first if first is not None else scored
-        for rule in (r for r in own if (model_ref or str(r.params["model"])) == ref):
-            found = anomaly_candidates(txns, model, scored, rule.params)
+        if scored.hits.height == 0:
+            continue
+        for rule in mine:
+            found = anomaly_candidates(transfers.every_row(), model, scored.hits, rule.params, scored.n_pairs)
             parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
     assert first is not None
-    base = candidates.drop(PERCENTILE, strict=False).join(payer_percentiles(first), on="subject_id", how="left")
+    base = candidates.drop(PERCENTILE, strict=False).join(first.payer_percentiles, on="subject_id", how="left")
     merged = pl.concat([base, *parts], how="diagonal_relaxed")
     return merged, [m.info() for m in models.values()]
 

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
+from followmoney.normalise import PARTY_KEY_SEED
 
 
 @dataclass(frozen=True)
@@ -37,17 +38,34 @@ class Detector(ABC):
 
     @abstractmethod
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-        """Candidates found in `txns` (clean, normalised transfers) under `params`."""
+        """Candidates found in `txns` (clean, normalised transfers) under `params`, each with the
+        OWNER_KEY of the party (or phone) whose transfers it was grouped on."""
+
+    def partition_sides(self, params: dict[str, Any]) -> frozenset[str]:
+        """What a partition must hold every transfer of, for this detector's owners: the owner's sends
+        and receipts ("party"), or every send from the owner phone ("phone")."""
+        return frozenset({"party"})
 
     @classmethod
     def empty(cls) -> pl.DataFrame:
-        """A zero-row candidate frame of this detector's shape."""
-        return pl.DataFrame(schema={**S.CANDIDATE_BASE_SCHEMA, **cls.evidence})
+        """A zero-row candidate frame of this detector's shape (with its OWNER_KEY)."""
+        return pl.DataFrame(schema={**S.CANDIDATE_BASE_SCHEMA, **cls.evidence, OWNER_KEY: pl.UInt64()})
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
         """Every column a candidate of this kind has (base + evidence)."""
         return tuple(S.CANDIDATE_BASE_SCHEMA) + tuple(cls.evidence)
+
+
+# The partition-then-detect contract: a detector run on one partition of transfers returns candidates
+# about every party it sees, but only those whose owner (the party, pair side or phone the candidate was
+# grouped on) belongs to the partition saw all of that owner's transfers; the pipeline keeps those.
+OWNER_KEY = "_owner_key"
+
+
+def owner_key(column: str) -> pl.Expr:
+    """OWNER_KEY from an id column: the same 64-bit hash as normalise.party_keys (and the partitioner)."""
+    return pl.col(column).hash(PARTY_KEY_SEED).alias(OWNER_KEY)
 
 
 def group_starts(sorted_keys: pl.DataFrame) -> np.ndarray:
@@ -63,7 +81,8 @@ def group_starts(sorted_keys: pl.DataFrame) -> np.ndarray:
 
 def candidate_head(strength: pl.Expr) -> list[pl.Expr]:
     """The base candidate columns, in schema order, from a frame that already names them; `strength`
-    is the detector's own 0-1 evidence strength (rule_code is filled in by the pipeline)."""
+    is the detector's own 0-1 evidence strength (rule_code is filled in by the pipeline). The
+    detector adds its OWNER_KEY after its evidence columns."""
     return [
         pl.lit(None, pl.String).alias("rule_code"),
         pl.col("subject_id"),

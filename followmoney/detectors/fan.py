@@ -16,8 +16,9 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import OWNER_KEY, Detector, Param, candidate_head, group_starts
 from followmoney.kernels import window_distinct
+from followmoney.normalise import PARTY_KEY_SEED
 
 _US_PER_DAY = 86_400_000_000
 PHONE_KEY = "_phone_key"
@@ -145,6 +146,7 @@ class DistinctInWindow(Detector):
             pl.col(S.AMOUNT_USD).min().alias("amount_min"),
             pl.col(S.AMOUNT_USD).max().alias("amount_max"),
             pl.col("_repeat").mean().alias("repeat_share"),
+            pl.col(party).first().alias("_owner"),
         )
         cap = int(params["max_distinct"])
         if cap > 0:
@@ -168,4 +170,9 @@ class DistinctInWindow(Detector):
             "amount_max",
             ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 86_400).round(1).alias("span_days"),
             pl.col("repeat_share").round(2),
+            pl.col("_owner").hash(PARTY_KEY_SEED).alias(OWNER_KEY),
         )
+
+    def partition_sides(self, params: dict[str, Any]) -> frozenset[str]:
+        """A phone's sends (whoever sent them), or a party's transfers."""
+        return frozenset({"phone"}) if params["party"] == "sender_phone" else frozenset({"party"})

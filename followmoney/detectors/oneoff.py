@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param
+from followmoney.detectors.base import Detector, Param, owner_key
 
 
 class OneOffAfterTransfer(Detector):
@@ -125,4 +125,5 @@ class OneOffAfterTransfer(Detector):
             "n_prior",
             pl.col("hours_after").round(1),
             pl.concat_list(pl.col(S.SENDER_ID), "_others").list.unique().list.sort().alias("member_ids"),
+            owner_key(S.SENDER_ID),
         )

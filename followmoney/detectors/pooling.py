@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts, owner_key
 from followmoney.kernels import forwarded_amounts, window_distinct
 
 _US_PER_HOUR = 3_600_000_000
@@ -157,4 +157,5 @@ class PoolAndForward(Detector):
             "n_out",
             "n_out_receivers",
             ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 86_400).round(1).alias("span_days"),
+            owner_key("subject_id"),
         )

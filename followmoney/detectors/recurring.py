@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import OWNER_KEY, Detector, Param, candidate_head, group_starts
 from followmoney.kernels import schedule_regularity
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -57,13 +57,18 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
             cross.alias("_cross"),
         )
     )
-    cols = ["_variant", "_k1", "_k2", S.TS, S.AMOUNT_USD, "_round", "_payer", "_receiver", "_via", "_txn_ids", "_cross"]
+    # A series is (variant, k1, k2, k3); its owner (whose transfers make it whole) is the payer of a
+    # direct series, the receiver of a rotating one and the intermediary of a forwarded one.
+    cols = ["_variant", "_k1", "_k2", "_k3", "_owner"]
+    cols += [S.TS, S.AMOUNT_USD, "_round", "_payer", "_receiver", "_via", "_txn_ids", "_cross"]
     parts = [
         small.filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count).select(
             pl.lit(_VARIANTS["direct"], pl.Int8).alias("_variant"),
             pl.col(SENDER_KEY).alias("_k1"),
             pl.col(RECEIVER_KEY).alias("_k2"),
-            *cols[3:],
+            pl.lit(0, pl.UInt64).alias("_k3"),
+            pl.col(SENDER_KEY).alias("_owner"),
+            *cols[5:],
         )
     ]
     if params["rotating_payers"]:
@@ -74,7 +79,9 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
                 pl.lit(_VARIANTS["rotating"], pl.Int8).alias("_variant"),
                 pl.col(RECEIVER_KEY).alias("_k1"),
                 pl.lit(0, pl.UInt64).alias("_k2"),
-                *cols[3:],
+                pl.lit(0, pl.UInt64).alias("_k3"),
+                pl.col(RECEIVER_KEY).alias("_owner"),
+                *cols[5:],
             )
         )
     forward_days = float(params["forward_days"])
@@ -83,13 +90,14 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     return (
         pl.concat(parts)
         .with_columns(pl.col("_txn_ids").list.last().alias("_tid"))
-        .sort("_variant", "_k1", "_k2", S.TS, "_tid")
+        .sort("_variant", "_k1", "_k2", "_k3", S.TS, "_tid")
         .collect()
     )
 
 
 def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
-    """Payer -> intermediary legs matched to the intermediary's next send within forward_days (similar amount)."""
+    """Payer -> intermediary legs matched to the intermediary's next send within forward_days (similar amount);
+    one series per (payer, intermediary, receiver), so an intermediary's transfers make it whole."""
     inbound = small.select(
         pl.col(RECEIVER_KEY).alias("_mid"),
         pl.col(SENDER_KEY).alias("_k1"),
@@ -122,11 +130,13 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
     ratio = pl.col(S.AMOUNT_USD) / pl.col("_amount_in")
     return (
         joined.filter(pl.col("_k2").is_not_null() & (pl.col("_k1") != pl.col("_k2")) & ratio.is_between(0.8, 1.05))
-        .filter(pl.len().over("_k1", "_k2") >= min_count)
+        .filter(pl.len().over("_k1", "_k2", "_mid") >= min_count)
         .select(
             pl.lit(_VARIANTS["via"], pl.Int8).alias("_variant"),
             "_k1",
             "_k2",
+            pl.col("_mid").alias("_k3"),
+            pl.col("_mid").alias("_owner"),
             S.TS,
             S.AMOUNT_USD,
             "_round",
@@ -192,7 +202,7 @@ class RecurringPair(Detector):
         sub = _series(txns, params)
         if sub.height == 0:
             return self.empty()
-        starts = group_starts(sub.select("_variant", "_k1", "_k2"))
+        starts = group_starts(sub.select("_variant", "_k1", "_k2", "_k3"))
         periods = np.sort(np.array([PERIOD_DAYS[p] for p in params["periods"]], dtype=np.float64))[::-1].copy()
         t_days = np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy().astype(np.float64) / _DAY_US)
         period, p_hat, cv, dev, missed, _used_n, used = schedule_regularity(
@@ -229,6 +239,7 @@ class RecurringPair(Detector):
             kept.group_by("_gid")
             .agg(
                 pl.col("_variant").first(),
+                pl.col("_owner").first().alias(OWNER_KEY),
                 payers.mode().sort().first().alias("subject_id"),
                 pl.col("_receiver").first().alias("counterparty_id"),
                 pl.col("_via").drop_nulls().mode().sort().first().alias("via_id"),
@@ -272,4 +283,5 @@ class RecurringPair(Detector):
         return found.select(
             *candidate_head(0.4 * count_term + 0.3 * regular_term + 0.3 * amount_term),
             *self.evidence,
+            OWNER_KEY,
         ).cast(self.evidence)  # type: ignore[arg-type]

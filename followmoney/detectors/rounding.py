@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param
+from followmoney.detectors.base import Detector, Param, owner_key
 
 
 class RoundAmounts(Detector):
@@ -76,4 +76,5 @@ class RoundAmounts(Detector):
             "amount_min",
             "amount_max",
             "currency",
+            owner_key(S.SENDER_ID),
         )

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import Detector, Param, candidate_head, group_starts, owner_key
 from followmoney.kernels import window_clusters
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -189,4 +189,5 @@ class NearThresholdWindow(Detector):
             "amount_max",
             "total_amount",
             ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 86_400).round(1).alias("span_days"),
+            owner_key("subject_id"),
         )

@@ -1,0 +1,331 @@
+"""The clean transfers of a scan, whole in memory or partitioned by party into spill files.
+
+Partition-then-detect (for dumps larger than memory): one streaming pass reads every file in slices,
+normalises each slice, sets quarantined rows aside, and appends each clean row (as Arrow IPC) to
+the partition of its sender (the row's *primary* copy), of its receiver, and, when a rule groups by
+phone, of its sender's phone. A partition therefore holds every send and every receipt of the
+parties (and phones) it owns, so a detector run on one partition finds exactly the candidates about
+those owners that it would find on the whole input; the pipeline keeps only those (detectors mark
+each candidate with its owner, see detectors.base.OWNER_KEY).
+
+Duplicate txn_ids are the one fact that needs every row at once: the pass keeps a 64-bit hash per
+row (8 bytes a row), finds the repeated hashes after the pass, and compares only those rows' ids.
+
+A scan that fits in memory is the same thing with one partition and no spill files, so the two
+paths share every line that decides an alert.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from followmoney import schema as S
+from followmoney.config import ScanConfig
+from followmoney.detectors.fan import phone_digits
+from followmoney.errors import InputError
+from followmoney.normalise import (
+    PARTY_KEY_SEED,
+    RECEIVER_KEY,
+    SENDER_KEY,
+    FxTable,
+    check_key_collisions,
+    mark_duplicates,
+    normalise_file,
+    party_keys,
+)
+from followmoney.read import InputFile, load_columns
+
+PRIMARY = "_primary"  # True on the one copy of a row kept in its sender's partition
+ROW_KEY = "_row_key"  # (file index, row) as one integer: names a row across partitions
+_SPILL_PREFIX = ".followmoney-spill-"
+_FILE_SHIFT = 1 << 40
+
+
+def part_of(key: pl.Expr, n_parts: int) -> pl.Expr:
+    """The partition (0..n_parts-1) a 64-bit party (or phone) key belongs to."""
+    return (key % n_parts).cast(pl.UInt32)
+
+
+def row_key() -> pl.Expr:
+    """One integer per (source file, row): file index in the high 24 bits."""
+    return pl.col(S.SOURCE_FILE).cast(pl.UInt64) * _FILE_SHIFT + pl.col(S.SOURCE_ROW).cast(pl.UInt64)
+
+
+def phone_key() -> pl.Expr:
+    """The key of the sender's phone (as detectors.fan groups it), null without a usable phone."""
+    return phone_digits(S.SENDER_PHONE).hash(PARTY_KEY_SEED)
+
+
+@dataclass
+class Transfers:
+    """Every clean transfer of a scan: one partition in memory, or `n_parts` partitions of spill files."""
+
+    n_parts: int
+    bad: pl.DataFrame  # SOURCE_FILE, SOURCE_ROW, REASON of every quarantined row, in file and row order
+    scanned: dict[int, int]  # clean rows per file index
+    memory: pl.DataFrame | None = None
+    spill_files: list[list[Path]] = field(default_factory=list)  # per partition, in input order
+    duplicates: pl.Series | None = None  # ROW_KEY of clean-looking rows that repeat an earlier txn_id
+    spill_dir: Path | None = None
+    spill_bytes: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Clean rows over all files."""
+        return sum(self.scanned.values())
+
+    def partition(self, part: int) -> pl.DataFrame:
+        """The transfers of one partition (all of them when in memory), in input order."""
+        if self.memory is not None:
+            return self.memory
+        paths = self.spill_files[part]
+        if not paths:
+            return pl.DataFrame()
+        frame = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed")
+        if self.duplicates is not None and self.duplicates.len():
+            frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
+        check_key_collisions(frame)  # colliding ids share a key, so they meet in one partition
+        return frame.drop(PRIMARY)
+
+    def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]:
+        """(index, frame) of every non-empty partition."""
+        for part in range(self.n_parts):
+            frame = self.partition(part)
+            if frame.height:
+                yield part, frame
+
+    def every_row(self, *, with_duplicates: bool = False) -> pl.LazyFrame:
+        """Every clean transfer once (lazily; the primary copies when partitioned)."""
+        if self.memory is not None:
+            return self.memory.lazy()
+        paths = [p for files in self.spill_files for p in files]
+        if not paths:
+            return pl.LazyFrame()
+        lf = pl.scan_ipc(paths).filter(pl.col(PRIMARY))
+        if not with_duplicates and self.duplicates is not None and self.duplicates.len():
+            lf = lf.filter(~row_key().is_in(self.duplicates.implode()))
+        return lf.drop(PRIMARY)
+
+    def owned(self, key: str | pl.Expr, part: int) -> pl.Expr:
+        """Condition: the key (a party key column or expression) belongs to partition `part`."""
+        expr = pl.col(key) if isinstance(key, str) else key
+        return pl.lit(True) if self.n_parts == 1 else part_of(expr, self.n_parts) == part
+
+    def close(self) -> None:
+        """Remove the spill files (idempotent)."""
+        if self.spill_dir is not None:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)
+            self.spill_dir = None
+
+
+def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(clean rows with party keys, quarantine keys with reasons) of normalised rows."""
+    bad = frame.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON)
+    clean = frame.filter(pl.col(S.REASON).is_null()).drop(S.REASON).with_columns(party_keys())
+    return clean, bad
+
+
+def _normalised(raw: pl.DataFrame, info: InputFile, index: int, config: ScanConfig, fx: FxTable | None) -> pl.DataFrame:
+    typed = normalise_file(
+        raw,
+        info.label,
+        assume_tz=config.read.assume_tz,
+        fx=fx,
+        now=config.now,
+        max_amount_usd=config.max_amount_usd,
+    )
+    return typed.with_columns(pl.lit(index, pl.Int32).alias(S.SOURCE_FILE))
+
+
+def _counts(clean: pl.DataFrame, n_files: int) -> dict[int, int]:
+    grouped = clean.group_by(S.SOURCE_FILE).len()
+    found = dict(zip(grouped[S.SOURCE_FILE].to_list(), grouped["len"].to_list(), strict=True))
+    return {i: int(found.get(i, 0)) for i in range(n_files)}
+
+
+def load_in_memory(
+    files: list[InputFile],
+    columns: tuple[str, ...],
+    config: ScanConfig,
+    fx: FxTable | None,
+    advance: Callable[[int], None],
+) -> Transfers:
+    """Load and normalise every file at once: one partition, no spill files."""
+    frames = []
+    for index, info in enumerate(files):
+        frames.append(_normalised(load_columns(info, config.read, columns), info, index, config, fx))
+        advance(1)
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    if frame.height == 0:
+        raise InputError("the input holds no transaction rows", file=", ".join(f.label for f in files))
+    clean, bad = _split(mark_duplicates(frame))
+    check_key_collisions(clean)
+    return Transfers(n_parts=1, bad=bad, scanned=_counts(clean, len(files)), memory=clean)
+
+
+def _slices(info: InputFile, rows: int, chunk_rows: int) -> list[tuple[int, int] | None]:
+    """(offset, length) slices of a file; CSV files are read whole (None: a CSV row count needs the whole text)."""
+    if info.fmt == "csv" or rows <= chunk_rows:
+        return [None]
+    return [(offset, min(chunk_rows, rows - offset)) for offset in range(0, rows, chunk_rows)]
+
+
+def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl.DataFrame:
+    """(row index, partition, primary) for every copy of every clean row, by partition then row."""
+    index = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")
+    copies = [clean.select(index, part_of(pl.col(SENDER_KEY), n_parts).alias("_p"), pl.lit(True).alias(PRIMARY))]
+    if "party" in sides:
+        copies.append(
+            clean.select(index, part_of(pl.col(RECEIVER_KEY), n_parts).alias("_p"), pl.lit(False).alias(PRIMARY))
+        )
+    if "phone" in sides and S.SENDER_PHONE in clean.columns:
+        copies.append(
+            clean.select(index, part_of(phone_key(), n_parts).alias("_p"), pl.lit(False).alias(PRIMARY)).drop_nulls(
+                "_p"
+            )
+        )
+    return pl.concat(copies).unique(["_i", "_p"], keep="first", maintain_order=True).sort("_p", "_i")
+
+
+def spill_transfers(
+    files: list[InputFile],
+    rows_per_file: list[int],
+    columns: tuple[str, ...],
+    config: ScanConfig,
+    fx: FxTable | None,
+    n_parts: int,
+    sides: frozenset[str],
+    chunk_rows: int,
+    advance: Callable[[int], None],
+) -> Transfers:
+    """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
+    partitions (Arrow IPC, lz4) in a temporary directory under the output directory."""
+    spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=_spill_parent(config)))
+    transfers = Transfers(n_parts=n_parts, bad=pl.DataFrame(), scanned={}, spill_files=[[] for _ in range(n_parts)])
+    transfers.spill_dir = spill_dir
+    try:
+        _spill(transfers, files, rows_per_file, columns, config, fx, sides, chunk_rows, advance)
+    except BaseException:
+        transfers.close()
+        raise
+    return transfers
+
+
+def _spill_parent(config: ScanConfig) -> Path:
+    """--spill-dir, else the output directory (or, before it exists, the directory it will be made in)."""
+    if config.spill_dir is not None:
+        return config.spill_dir
+    target = config.out_dir.resolve()
+    while not target.is_dir() and target != target.parent:
+        target = target.parent
+    return target
+
+
+def _spill(
+    transfers: Transfers,
+    files: list[InputFile],
+    rows_per_file: list[int],
+    columns: tuple[str, ...],
+    config: ScanConfig,
+    fx: FxTable | None,
+    sides: frozenset[str],
+    chunk_rows: int,
+    advance: Callable[[int], None],
+) -> None:
+    assert transfers.spill_dir is not None
+    n_parts = transfers.n_parts
+    hashes: list[np.ndarray] = []  # txn_id hash of every row that has an id, in file and row order
+    bad_parts: list[pl.DataFrame] = []
+    scanned = dict.fromkeys(range(len(files)), 0)
+    tid = pl.col(S.TXN_ID)
+    present = tid.is_not_null() & (tid.str.strip_chars() != "")
+    chunk = 0
+    for index, info in enumerate(files):
+        for piece in _slices(info, rows_per_file[index], chunk_rows):
+            offset, length = piece if piece is not None else (None, None)
+            raw = load_columns(info, config.read, columns, offset=offset, length=length)
+            frame = _normalised(raw, info, index, config, fx)
+            hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
+            # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
+            bad = frame.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
+            bad_parts.append(bad)
+            clean, _ = _split(frame)
+            scanned[index] += clean.height
+            _write_parts(transfers, clean, _assignments(clean, n_parts, sides), chunk)
+            chunk += 1
+        advance(1)
+    bad_rows = pl.concat(bad_parts, how="diagonal_relaxed")
+    dups, bad_rows = _duplicates(transfers, np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), bad_rows)
+    transfers.duplicates = dups
+    for file_index, n in _counts_of(dups).items():
+        scanned[file_index] -= n
+    transfers.scanned = scanned
+    transfers.bad = bad_rows
+    if transfers.rows + transfers.bad.height == 0:
+        raise InputError("the input holds no transaction rows", file=", ".join(f.label for f in files))
+    transfers.spill_bytes = sum(p.stat().st_size for part in transfers.spill_files for p in part)
+
+
+def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame, chunk: int) -> None:
+    assert transfers.spill_dir is not None
+    if clean.height == 0:
+        return
+    for (part,), group in copies.partition_by("_p", as_dict=True, maintain_order=True).items():
+        rows = clean[group["_i"]].with_columns(group[PRIMARY])
+        path = transfers.spill_dir / f"p{int(part):05d}-c{chunk:06d}.arrow"
+        rows.write_ipc(path, compression="lz4")
+        transfers.spill_files[int(part)].append(path)
+
+
+def _counts_of(dups: pl.Series) -> dict[int, int]:
+    if dups.len() == 0:
+        return {}
+    files = (dups // _FILE_SHIFT).cast(pl.Int64).value_counts()
+    return dict(zip(files[files.columns[0]].to_list(), files["count"].to_list(), strict=True))
+
+
+def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+    """(ROW_KEY of clean rows that repeat an earlier txn_id, quarantine keys with every reason).
+
+    As normalise.mark_duplicates on the whole input: only rows whose id hash repeats are compared."""
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]]) if hashes.shape[0] > 1 else hashes[:0]
+    keys = [S.SOURCE_FILE, S.SOURCE_ROW, S.REASON]
+    if repeated.shape[0] == 0:
+        return pl.Series(ROW_KEY, [], pl.UInt64), bad_rows.select(keys).sort(S.SOURCE_FILE, S.SOURCE_ROW)
+    wanted = pl.Series(repeated).implode()
+    suspect_of = pl.col(S.TXN_ID).hash(PARTY_KEY_SEED).is_in(wanted)
+    clean_suspects = (
+        transfers.every_row(with_duplicates=True)
+        .filter(suspect_of)
+        .select(S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, pl.lit(None, pl.String).alias(S.REASON))
+        .collect()
+    )
+    suspects = (
+        pl.concat([bad_rows.filter(suspect_of), clean_suspects], how="diagonal_relaxed")
+        .sort(S.SOURCE_FILE, S.SOURCE_ROW)
+        .with_columns((~pl.col(S.TXN_ID).is_first_distinct()).alias("_dup"))
+        .filter(pl.col("_dup"))
+    )
+    clean_dups = suspects.filter(pl.col(S.REASON).is_null())
+    bad_dups = suspects.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW)
+    marked = (
+        bad_rows.join(bad_dups.with_columns(pl.lit(True).alias("_dup")), on=[S.SOURCE_FILE, S.SOURCE_ROW], how="left")
+        .with_columns(
+            pl.when(pl.col("_dup"))
+            .then(pl.col(S.REASON) + "; duplicate txn_id")
+            .otherwise(pl.col(S.REASON))
+            .alias(S.REASON)
+        )
+        .select(keys)
+    )
+    moved = clean_dups.select(S.SOURCE_FILE, S.SOURCE_ROW, pl.lit("duplicate txn_id").alias(S.REASON))
+    bad = pl.concat([marked, moved], how="vertical_relaxed").sort(S.SOURCE_FILE, S.SOURCE_ROW)
+    return clean_dups.select(row_key().alias(ROW_KEY))[ROW_KEY], bad
