@@ -267,6 +267,43 @@ def link_candidates(
     return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"))
 
 
+def link_stage(
+    files: list[InputFile],
+    config: ScanConfig,
+    transfers: pl.DataFrame | pl.LazyFrame,
+    candidates: pl.DataFrame,
+    entries: pl.DataFrame,
+    rules: list[Rule],
+    settings: LinkSettings | None = None,
+) -> pl.DataFrame:
+    """Link candidates in two passes: first their parties (and the ids sharing their phones) to the lists,
+    which decides every rule requirement; then, for the candidates that met them, the transfer graph
+    around their parties to known networks. A dump's many candidates that need an official and have
+    none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
+    settings = settings or LinkSettings()
+    numbered = candidates.with_row_index("_cand_id")
+    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates), settings)
+    profiles = party_profiles(files, config.read, seeds)
+    name_counts = name_frequencies(files, config.read, profiles)
+    first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts)
+    if entries.filter(pl.col("list_kind") == "network").height == 0:
+        return first.drop("_cand_id")  # no graph to walk: the first pass is the answer
+    survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
+    graph, profiles, name_counts, settings = link_inputs(files, config, transfers, survivors, entries, settings)
+    return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts)
+
+
+def _with_phone_sharers(
+    files: list[InputFile], config: ScanConfig, seeds: pl.Series, settings: LinkSettings
+) -> pl.Series:
+    """The seed ids plus every id that used one of their phones (possibly the same person; resolution decides)."""
+    seed_profiles = party_profiles(files, config.read, seeds)
+    sharers = phone_sharers(
+        files, config.read, seed_profiles["phones"].explode().drop_nulls(), settings.match.max_phone_share
+    )
+    return pl.concat([seeds, sharers]).unique().sort()
+
+
 def link_inputs(
     files: list[InputFile],
     config: ScanConfig,
@@ -283,12 +320,7 @@ def link_inputs(
     the whole input use each of their names (a common name alone is weak evidence).
     """
     settings = settings or LinkSettings()
-    seeds = candidate_party_ids(candidates)
-    seed_profiles = party_profiles(files, config.read, seeds)
-    sharers = phone_sharers(
-        files, config.read, seed_profiles["phones"].explode().drop_nulls(), settings.match.max_phone_share
-    )
-    seeds = pl.concat([seeds, sharers]).unique().sort()
+    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates), settings)
     graph = None
     profiled = seeds
     if entries.filter(pl.col("list_kind") == "network").height:
@@ -343,10 +375,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
             # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
             candidates, models_used = anomaly_stage(transfers, candidates, rules, config.model, config.models_dir)
         with timer("link"), progress.stage("linking parties to lists"):
-            graph, profiles, name_counts, link_settings = link_inputs(
-                files, config, transfers.every_row(), candidates, entries, settings
-            )
-            linked = link_candidates(candidates, profiles, entries, rules, graph, link_settings, name_counts)
+            linked = link_stage(files, config, transfers.every_row(), candidates, entries, rules, settings)
             linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     finally:
         spill_bytes = transfers.spill_bytes
