@@ -20,6 +20,7 @@ from numba import njit
 
 from followmoney import schema as S
 from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
+from followmoney.schema import usd_total
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def neighbourhood(
                 pl.col(S.SENDER_ID).first(),
                 pl.col(S.RECEIVER_ID).first(),
                 pl.len().cast(pl.Int64).alias("n_txns"),
-                pl.col(S.AMOUNT_USD).sort().sum().alias("total_usd"),  # sorted: the same sum in any row order
+                usd_total(pl.col(S.AMOUNT_USD)).alias("total_usd"),
             )
             .collect()
         )

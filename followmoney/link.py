@@ -28,6 +28,7 @@ import polars as pl
 from followmoney.errors import ConfigError
 from followmoney.graph import GraphSettings, Neighbourhood, network_links
 from followmoney.matching import (
+    FUZZY_NAME_ONLY,
     HONORIFICS,
     MATCH_SCHEMA,
     PARTICLES,
@@ -35,6 +36,7 @@ from followmoney.matching import (
     name_counts_from,
     name_key,
     phone_key,
+    prepare_names,
 )
 from followmoney.matching import match_parties as _fuzzy_match
 from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
@@ -416,3 +418,49 @@ def attach_links(
         shared.alias("shared_family_name"),
     )
     return linked.select(*candidates.columns, *LINK_COLUMNS).cast(LINK_COLUMNS)  # type: ignore[arg-type]
+
+
+def _phone_tail(expr: pl.Expr) -> pl.Expr:
+    """The last 7 digits of a phone: equal E.164 numbers always agree on them (a loose, safe key)."""
+    digits = expr.str.replace_all(r"\D", "")
+    return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-7)).otherwise(None)
+
+
+def could_be_officials(
+    profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None
+) -> pl.Series:
+    """Party ids of `profiles` that could match the officials list, and those sharing a phone with one.
+
+    A necessary condition, checked exactly and cheaply before any fuzzy matching: a confirmed match
+    (confidence >= threshold > FUZZY_NAME_ONLY) needs a phone of the entry, or a name with exactly the
+    entry name's tokens (a fuzzy name alone scores at most FUZZY_NAME_ONLY). A resolved party pools the
+    names and phones of ids sharing its phone, so those ids pass too. With a threshold at or below
+    FUZZY_NAME_ONLY every party passes.
+    """
+    settings = settings or MatchSettings()
+    officials = entries.filter(pl.col("list_kind") == "official")
+    ids = profiles["party_id"].unique().sort()
+    if settings.threshold <= FUZZY_NAME_ONLY:
+        return ids
+    if officials.height == 0 or profiles.height == 0:
+        return ids.clear()
+
+    def token_set(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
+        named = prepare_names(frame, id_cols)
+        return named.select(*id_cols, pl.col("name_key").str.split(" ").list.unique().list.sort().list.join(" "))
+
+    by_name = token_set(profiles, ["party_id"]).join(
+        token_set(officials, ["list_id"]).select("name_key").unique(), on="name_key", how="semi"
+    )
+    tails = (
+        profiles.select("party_id", pl.col("phones").alias("t"))
+        .explode("t")
+        .select("party_id", _phone_tail(pl.col("t")).alias("t"))
+        .drop_nulls()
+        .unique()
+    )
+    e_tails = officials.select(pl.col("phones").alias("t")).explode("t").select(_phone_tail(pl.col("t")).alias("t"))
+    by_phone = tails.join(e_tails.drop_nulls().unique(), on="t", how="semi")
+    hits = pl.concat([by_name["party_id"], by_phone["party_id"]]).unique()
+    near = tails.join(tails.filter(pl.col("party_id").is_in(hits.implode())).select("t"), on="t", how="semi")
+    return pl.concat([hits, near["party_id"]]).unique().sort()

@@ -24,7 +24,7 @@ from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
 from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies
 from followmoney.detectors.base import OWNER_KEY
 from followmoney.graph import Neighbourhood, neighbourhood
-from followmoney.link import LinkSettings, attach_links, link_parties
+from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.memory import MemoryPlan, plan_memory
 from followmoney.memory import enforce as enforce_memory
@@ -168,23 +168,42 @@ def canonical_order(candidates: pl.DataFrame, rule_order: dict[str, int]) -> pl.
     )
 
 
-def apply_requirements(linked: pl.DataFrame, rules: list[Rule], matches: pl.DataFrame | None = None) -> pl.DataFrame:
+def named_parties(candidates: pl.DataFrame) -> pl.DataFrame:
+    """(rule_code, party_id) of every party a candidate names as subject or counterparty."""
+    return (
+        pl.concat(
+            [
+                candidates.select("rule_code", pl.col("subject_id").alias("party_id")),
+                candidates.select("rule_code", pl.col("counterparty_id").alias("party_id")),
+            ]
+        )
+        .drop_nulls()
+        .unique()
+    )
+
+
+def apply_requirements(
+    linked: pl.DataFrame,
+    rules: list[Rule],
+    matches: pl.DataFrame | None = None,
+    named: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """Keep candidates that meet their rule's link requirements (rules.REQUIREMENTS).
 
     Network facts about a candidate's other parties (`member_ids`: the payers of a rotating series,
-    the senders sharing a phone, ...) come from `matches` (link.match_parties output)."""
+    the senders sharing a phone, ...) come from `matches` (link.match_parties output). `named`
+    (named_parties of every candidate found, default: of `linked`) decides `alone`."""
     if linked.height == 0:
         return linked
     frame = linked.with_row_index("_cand")
     members = _network_members(frame, matches)
+    named = named if named is not None else named_parties(frame)
     # Parties named (as subject or counterparty) by candidates of other rules; the anomaly kind is left out
     # because it already defers to every rule (its candidates are dropped where a rule alert covers them).
     deferring = [r.code for r in rules if r.kind == "anomaly"]
     subjects_elsewhere = {
         code: set(
-            pl.concat([others["subject_id"], others["counterparty_id"]]).drop_nulls().to_list()
-            if (others := frame.filter((pl.col("rule_code") != code) & ~pl.col("rule_code").is_in(deferring))).height
-            else []
+            named.filter((pl.col("rule_code") != code) & ~pl.col("rule_code").is_in(deferring))["party_id"].to_list()
         )
         for code in {r.code for r in rules if r.requires.get("alone")}
     }
@@ -256,6 +275,7 @@ def link_candidates(
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
     name_counts: pl.DataFrame | None = None,
+    named: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Resolve and match the profiled parties, follow the graph to networks, attach it, apply requirements.
 
@@ -264,7 +284,7 @@ def link_candidates(
     """
     result = link_parties(profiles, entries, graph, settings, name_counts, seeds=candidate_party_ids(candidates))
     linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
-    return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"))
+    return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"), named)
 
 
 def link_stage(
@@ -281,16 +301,44 @@ def link_stage(
     around their parties to known networks. A dump's many candidates that need an official and have
     none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
     settings = settings or LinkSettings()
-    numbered = candidates.with_row_index("_cand_id")
-    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates), settings)
+    named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
+    numbered = screen_officials(files, config, candidates, entries, rules, settings).with_row_index("_cand_id")
+    seeds = _with_phone_sharers(files, config, candidate_party_ids(numbered), settings)
     profiles = party_profiles(files, config.read, seeds)
     name_counts = name_frequencies(files, config.read, profiles)
-    first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts)
+    first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
     if entries.filter(pl.col("list_kind") == "network").height == 0:
         return first.drop("_cand_id")  # no graph to walk: the first pass is the answer
     survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
     graph, profiles, name_counts, settings = link_inputs(files, config, transfers, survivors, entries, settings)
-    return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts)
+    return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
+
+
+def screen_officials(
+    files: list[InputFile],
+    config: ScanConfig,
+    candidates: pl.DataFrame,
+    entries: pl.DataFrame,
+    rules: list[Rule],
+    settings: LinkSettings,
+) -> pl.DataFrame:
+    """Drop candidates of rules that require an official (as counterparty or subject) whose party cannot
+    match one (link.could_be_officials: no official's phone or exact name tokens, themselves or through
+    an id sharing their phone), before the costly fuzzy matching; the rest come back unchanged."""
+    side = {
+        r.code: "counterparty_id" if r.requires.get("counterparty_official") else "subject_id"
+        for r in rules
+        if r.requires.get("counterparty_official") or r.requires.get("subject_official")
+    }
+    if not side or candidates.height == 0:
+        return candidates
+    cp_rules = [code for code, col in side.items() if col == "counterparty_id"]
+    party = pl.when(pl.col("rule_code").is_in(cp_rules)).then(pl.col("counterparty_id")).otherwise(pl.col("subject_id"))
+    screened = pl.col("rule_code").is_in(list(side))
+    parties = candidates.filter(screened).select(party.alias("p"))["p"].drop_nulls().unique().sort()
+    pool = _with_phone_sharers(files, config, parties, settings)
+    possible = could_be_officials(party_profiles(files, config.read, pool), entries, settings.match)
+    return candidates.filter(~screened | party.is_in(possible.implode()).fill_null(False))
 
 
 def _with_phone_sharers(

@@ -152,3 +152,8 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
     "threshold_usd": pl.Float64(),
     "txn_ids": pl.List(pl.String()),
 }
+
+
+def usd_total(amounts: pl.Expr) -> pl.Expr:
+    """A sum of USD amounts, to the cent, that is the same in any row order (summed as integer cents)."""
+    return (amounts * 100).round().cast(pl.Int64).sum().cast(pl.Float64) / 100

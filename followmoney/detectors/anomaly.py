@@ -32,6 +32,7 @@ from followmoney.features import pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+from followmoney.schema import usd_total
 
 KIND = "anomaly"
 PERCENTILE = "anomaly_percentile"
@@ -144,7 +145,7 @@ def anomaly_candidates(
         .group_by("_p")
         .agg(
             pl.len().cast(pl.Int64).alias("n_txns"),
-            pl.col(S.AMOUNT_USD).sort().sum().alias("total_usd"),  # sorted: the same sum in any row order
+            usd_total(pl.col(S.AMOUNT_USD)).alias("total_usd"),
             pl.col(S.TXN_ID).sort().alias("txn_ids"),
             pl.col("_o").n_unique().cast(pl.Int64).alias("n_pairs"),
             pl.when(pl.col("_o").n_unique() == 1).then(pl.col("_o").first()).otherwise(None).alias("_single"),
