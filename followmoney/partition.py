@@ -28,6 +28,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.config import ScanConfig
+from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
 from followmoney.detectors.fan import phone_digits
 from followmoney.errors import InputError
 from followmoney.normalise import (
@@ -92,7 +93,13 @@ class Transfers:
         if self.duplicates is not None and self.duplicates.len():
             frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
         check_key_collisions(frame)  # colliding ids share a key, so they meet in one partition
-        return frame.drop(PRIMARY)
+        flags = [
+            (part_of(pl.col(SENDER_KEY), self.n_parts) == part).alias(OWN_SENDER),
+            (part_of(pl.col(RECEIVER_KEY), self.n_parts) == part).alias(OWN_RECEIVER),
+        ]
+        if S.SENDER_PHONE in frame.columns:
+            flags.append((part_of(phone_key(), self.n_parts) == part).fill_null(False).alias(OWN_PHONE))
+        return frame.drop(PRIMARY).with_columns(flags)
 
     def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]:
         """(index, frame) of every non-empty partition."""

@@ -27,7 +27,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.config import DEFAULT_MODELS_DIR
-from followmoney.detectors.base import Detector, Param
+from followmoney.detectors.base import OWN_RECEIVER, Detector, Param, owned_rows
 from followmoney.features import pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
@@ -219,7 +219,7 @@ def score_pairs(transfers: PartitionedTransfers, model: Model, floor: float) -> 
     if transfers.n_parts > 1:
         receivers = pl.concat(
             [
-                receiver_features(frame.lazy()).filter(transfers.owned(RECEIVER_KEY, part)).collect()
+                receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER))).collect()
                 for part, frame in transfers.partitions()
             ]
         )

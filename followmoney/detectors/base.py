@@ -63,6 +63,20 @@ class Detector(ABC):
 OWNER_KEY = "_owner_key"
 
 
+# Optional boolean columns of a partition's frame: the row's sender / receiver / sender phone is owned by
+# the partition. A detector may drop rows its owners cannot need (a sender-grouped rule keeps OWN_SENDER
+# rows) before any costly step; absent (in memory: one partition owns everything) they read as true.
+OWN_SENDER = "_own_sender"
+OWN_RECEIVER = "_own_receiver"
+OWN_PHONE = "_own_phone"
+
+
+def owned_rows(frame: pl.DataFrame | pl.LazyFrame, flag: str) -> pl.Expr:
+    """The ownership flag `flag` of each row, or true when the frame has no such column."""
+    columns = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    return pl.col(flag) if flag in columns else pl.lit(True)
+
+
 def owner_key(column: str) -> pl.Expr:
     """OWNER_KEY from an id column: the same 64-bit hash as normalise.party_keys (and the partitioner)."""
     return pl.col(column).hash(PARTY_KEY_SEED).alias(OWNER_KEY)

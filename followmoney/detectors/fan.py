@@ -16,7 +16,17 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import OWNER_KEY, Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import (
+    OWN_PHONE,
+    OWN_RECEIVER,
+    OWN_SENDER,
+    OWNER_KEY,
+    Detector,
+    Param,
+    candidate_head,
+    group_starts,
+    owned_rows,
+)
 from followmoney.kernels import window_distinct
 from followmoney.normalise import PARTY_KEY_SEED
 
@@ -100,6 +110,8 @@ class DistinctInWindow(Detector):
         else:
             frame = frame.with_columns(pl.lit(False).alias("_repeat"))
         amount = pl.col(S.AMOUNT_USD)
+        own = owned_rows(txns, {"sender": OWN_SENDER, "receiver": OWN_RECEIVER, "sender_phone": OWN_PHONE}[party_kind])
+        frame = frame.filter(own)
         keep = (amount >= float(params["min_amount_usd"])) & pl.col(party).is_not_null() & pl.col(counted).is_not_null()
         if float(params["max_amount_usd"]) > 0:
             keep = keep & (amount < float(params["max_amount_usd"]))

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, owner_key
+from followmoney.detectors.base import OWN_RECEIVER, OWN_SENDER, Detector, Param, owned_rows, owner_key
 
 
 class OneOffAfterTransfer(Detector):
@@ -43,9 +43,18 @@ class OneOffAfterTransfer(Detector):
 
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per qualifying payment."""
-        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD)
+        base = txns.lazy().select(
+            S.TXN_ID,
+            S.TS,
+            S.SENDER_ID,
+            S.RECEIVER_ID,
+            S.AMOUNT_USD,
+            owned_rows(txns, OWN_SENDER).alias("_own_s"),
+            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
+        )
         payments = (
-            base.with_columns(
+            base.filter(pl.col("_own_s"))
+            .with_columns(
                 pl.col(S.AMOUNT_USD).median().over(S.SENDER_ID).alias("payer_median_usd"),
                 pl.len().over(S.SENDER_ID).alias("_sends"),
                 pl.len().over(S.SENDER_ID, S.RECEIVER_ID).alias("_pair"),
@@ -63,14 +72,14 @@ class OneOffAfterTransfer(Detector):
         payers = payments.select(pl.col(S.SENDER_ID).unique().alias("_party"))
         events = pl.concat(
             [
-                base.select(
+                base.filter(pl.col("_own_s")).select(
                     pl.col(S.SENDER_ID).alias("_party"),
                     pl.col(S.RECEIVER_ID).alias("_other"),
                     S.TS,
                     S.TXN_ID,
                     S.AMOUNT_USD,
                 ),
-                base.select(
+                base.filter(pl.col("_own_r")).select(
                     pl.col(S.RECEIVER_ID).alias("_party"),
                     pl.col(S.SENDER_ID).alias("_other"),
                     S.TS,

@@ -15,7 +15,16 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts, owner_key
+from followmoney.detectors.base import (
+    OWN_RECEIVER,
+    OWN_SENDER,
+    Detector,
+    Param,
+    candidate_head,
+    group_starts,
+    owned_rows,
+    owner_key,
+)
 from followmoney.kernels import forwarded_amounts, window_distinct
 
 _US_PER_HOUR = 3_600_000_000
@@ -49,8 +58,16 @@ class PoolAndForward(Detector):
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per cluster of pooled receipts that were mostly sent on in time."""
         min_payers = int(params["min_payers"])
-        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD)
-        inflow = base.select(
+        base = txns.lazy().select(
+            S.TXN_ID,
+            S.TS,
+            S.SENDER_ID,
+            S.RECEIVER_ID,
+            S.AMOUNT_USD,
+            owned_rows(txns, OWN_SENDER).alias("_own_s"),
+            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
+        )
+        inflow = base.filter(pl.col("_own_r")).select(
             pl.col(S.RECEIVER_ID).alias("_party"),
             pl.col(S.SENDER_ID).alias("_other"),
             S.TS,
@@ -58,7 +75,7 @@ class PoolAndForward(Detector):
             S.TXN_ID,
             pl.lit(True).alias("_in"),
         )
-        outflow = base.select(
+        outflow = base.filter(pl.col("_own_s")).select(
             pl.col(S.SENDER_ID).alias("_party"),
             pl.col(S.RECEIVER_ID).alias("_other"),
             S.TS,

@@ -19,7 +19,16 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import OWNER_KEY, Detector, Param, candidate_head, group_starts
+from followmoney.detectors.base import (
+    OWN_RECEIVER,
+    OWN_SENDER,
+    OWNER_KEY,
+    Detector,
+    Param,
+    candidate_head,
+    group_starts,
+    owned_rows,
+)
 from followmoney.kernels import schedule_regularity
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -55,6 +64,8 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
             pl.lit(None, pl.String).alias("_via"),
             pl.concat_list(pl.col(S.TXN_ID)).alias("_txn_ids"),
             cross.alias("_cross"),
+            owned_rows(txns, OWN_SENDER).alias("_own_s"),
+            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
         )
     )
     # A series is (variant, k1, k2, k3); its owner (whose transfers make it whole) is the payer of a
@@ -62,7 +73,9 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     cols = ["_variant", "_k1", "_k2", "_k3", "_owner"]
     cols += [S.TS, S.AMOUNT_USD, "_round", "_payer", "_receiver", "_via", "_txn_ids", "_cross"]
     parts = [
-        small.filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count).select(
+        small.filter(pl.col("_own_s"))
+        .filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count)
+        .select(
             pl.lit(_VARIANTS["direct"], pl.Int8).alias("_variant"),
             pl.col(SENDER_KEY).alias("_k1"),
             pl.col(RECEIVER_KEY).alias("_k2"),
@@ -73,9 +86,11 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     ]
     if params["rotating_payers"]:
         parts.append(
-            small.filter(
+            small.filter(pl.col("_own_r"))
+            .filter(
                 (pl.len().over(RECEIVER_KEY) >= min_count) & (pl.col(SENDER_KEY).n_unique().over(RECEIVER_KEY) >= 2)
-            ).select(
+            )
+            .select(
                 pl.lit(_VARIANTS["rotating"], pl.Int8).alias("_variant"),
                 pl.col(RECEIVER_KEY).alias("_k1"),
                 pl.lit(0, pl.UInt64).alias("_k2"),
@@ -98,26 +113,35 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
 def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
     """Payer -> intermediary legs matched to the intermediary's next send within forward_days (similar amount);
     one series per (payer, intermediary, receiver), so an intermediary's transfers make it whole."""
-    inbound = small.select(
-        pl.col(RECEIVER_KEY).alias("_mid"),
-        pl.col(SENDER_KEY).alias("_k1"),
-        pl.col(S.TS).alias("_ts_in"),
-        pl.col(S.AMOUNT_USD).alias("_amount_in"),
-        pl.col("_payer"),
-        pl.col("_receiver").alias("_via"),
-        pl.col("_txn_ids").alias("_ids_in"),
-    ).sort("_ts_in")
-    outbound = small.select(
-        pl.col(SENDER_KEY).alias("_mid"),
-        pl.col(RECEIVER_KEY).alias("_k2"),
-        S.TS,
-        S.AMOUNT_USD,
-        "_round",
-        "_receiver",
-        "_txn_ids",
-        "_cross",
-        pl.col(S.TS).alias("_ts_out"),
-    ).sort("_ts_out")
+    # The intermediary owns the series: its receipts (inbound legs) and its sends (outbound legs).
+    inbound = (
+        small.filter(pl.col("_own_r"))
+        .select(
+            pl.col(RECEIVER_KEY).alias("_mid"),
+            pl.col(SENDER_KEY).alias("_k1"),
+            pl.col(S.TS).alias("_ts_in"),
+            pl.col(S.AMOUNT_USD).alias("_amount_in"),
+            pl.col("_payer"),
+            pl.col("_receiver").alias("_via"),
+            pl.col("_txn_ids").alias("_ids_in"),
+        )
+        .sort("_ts_in")
+    )
+    outbound = (
+        small.filter(pl.col("_own_s"))
+        .select(
+            pl.col(SENDER_KEY).alias("_mid"),
+            pl.col(RECEIVER_KEY).alias("_k2"),
+            S.TS,
+            S.AMOUNT_USD,
+            "_round",
+            "_receiver",
+            "_txn_ids",
+            "_cross",
+            pl.col(S.TS).alias("_ts_out"),
+        )
+        .sort("_ts_out")
+    )
     joined = inbound.join_asof(
         outbound,
         left_on="_ts_in",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, owner_key
+from followmoney.detectors.base import OWN_SENDER, Detector, Param, owned_rows, owner_key
 
 
 class RoundAmounts(Detector):
@@ -40,6 +40,7 @@ class RoundAmounts(Detector):
         is_round = ((pl.col(S.AMOUNT) % unit).abs() < 1e-6) & (pl.col(S.AMOUNT) >= float(params["min_amount"]))
         pairs = (
             txns.lazy()
+            .filter(owned_rows(txns, OWN_SENDER))
             .filter(pl.len().over(S.SENDER_ID, S.RECEIVER_ID) >= int(params["min_count"]))
             .group_by(S.SENDER_ID, S.RECEIVER_ID)
             .agg(

@@ -17,7 +17,16 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, candidate_head, group_starts, owner_key
+from followmoney.detectors.base import (
+    OWN_RECEIVER,
+    OWN_SENDER,
+    Detector,
+    Param,
+    candidate_head,
+    group_starts,
+    owned_rows,
+    owner_key,
+)
 from followmoney.kernels import window_clusters
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
@@ -102,9 +111,10 @@ class NearThresholdWindow(Detector):
         band = (value >= low * threshold) & (value < threshold)
         if currency != "USD":
             band = band & (pl.col(S.CURRENCY) == currency)
+        own = owned_rows(txns, OWN_SENDER if side == "sender" else OWN_RECEIVER)
         sub = (
             txns.lazy()
-            .filter(band)
+            .filter(own & band)
             .select(key, S.TS, value.alias("_value"), S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, party, other)
             .filter(pl.len().over(key) >= min(c[3] for c in criteria))
             .sort(key, S.TS, S.TXN_ID)
