@@ -124,6 +124,11 @@ def _user_errors() -> Iterator[None]:
     """
     from followmoney.errors import FollowMoneyError
 
+    level = os.environ.get("FOLLOWMONEY_LOG", "").upper()
+    if level in ("DEBUG", "INFO", "WARNING"):  # stage timings and memory on stderr; never names or ids
+        import logging
+
+        logging.basicConfig(level=level, format="followmoney: %(message)s", stream=sys.stderr)
     try:
         with _termination_as_interrupt():
             yield

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +37,8 @@ from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, r
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
 from followmoney.write import check_out_dir, write_outputs
+
+_LOG = logging.getLogger("followmoney")
 
 # Columns the detectors need; names and phones are read again later only for candidate parties.
 CORE_COLUMNS = (
@@ -87,6 +91,20 @@ class _Timer:
             yield
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
+            # Stage name, seconds and peak memory only: never names or ids (FOLLOWMONEY_LOG=info shows it).
+            _LOG.info("stage %s done in %.1f s; peak RSS %.0f MiB", name, time.perf_counter() - start, _peak_mib())
+
+
+@contextlib.contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Log one sub-step's time and the peak memory so far (FOLLOWMONEY_LOG=info)."""
+    start = time.perf_counter()
+    yield
+    _LOG.info("  %s: %.1f s; peak RSS %.0f MiB", name, time.perf_counter() - start, _peak_mib())
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_transactions(
@@ -282,7 +300,9 @@ def link_candidates(
     `graph` is the transfer neighbourhood of the candidate parties (graph.neighbourhood); without it
     only direct list membership links a party to a network. Requirements see confirmed matches only.
     """
-    result = link_parties(profiles, entries, graph, settings, name_counts, seeds=candidate_party_ids(candidates))
+    # Only subjects and counterparties can be named as officials; member_ids need network facts alone.
+    seeds = candidate_party_ids(candidates, member_rules=())
+    result = link_parties(profiles, entries, graph, settings, name_counts, seeds=seeds)
     linked = attach_links(candidates, profiles, result.matches, result.network, result.resolved)
     return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"), named)
 
@@ -302,16 +322,23 @@ def link_stage(
     none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
     settings = settings or LinkSettings()
     named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
-    numbered = screen_officials(files, config, candidates, entries, rules, settings).with_row_index("_cand_id")
-    seeds = _with_phone_sharers(files, config, candidate_party_ids(numbered), settings)
-    profiles = party_profiles(files, config.read, seeds)
-    name_counts = name_frequencies(files, config.read, profiles)
-    first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
+    with _step("screen candidates needing an official"):
+        numbered = screen_officials(files, config, candidates, entries, rules, settings).with_row_index("_cand_id")
+    with _step("profiles of candidate parties"):
+        seeds = _with_phone_sharers(files, config, candidate_party_ids(numbered, member_rules(rules)), settings)
+        profiles = party_profiles(files, config.read, seeds)
+        name_counts = name_frequencies(files, config.read, profiles)
+    with _step("match to lists, requirements"):
+        first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
     if entries.filter(pl.col("list_kind") == "network").height == 0:
         return first.drop("_cand_id")  # no graph to walk: the first pass is the answer
     survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
-    graph, profiles, name_counts, settings = link_inputs(files, config, transfers, survivors, entries, settings)
-    return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
+    with _step("graph neighbourhood and its profiles"):
+        graph, profiles, name_counts, settings = link_inputs(
+            files, config, transfers, survivors, entries, settings, member_rules(rules)
+        )
+    with _step("match and network paths"):
+        return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
 
 
 def screen_officials(
@@ -359,6 +386,7 @@ def link_inputs(
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     settings: LinkSettings | None = None,
+    members_of: Collection[str] | None = None,
 ) -> tuple[Neighbourhood | None, pl.DataFrame, pl.DataFrame, LinkSettings]:
     """What linking needs beyond the candidates: the transfer graph around them and party profiles.
 
@@ -368,7 +396,7 @@ def link_inputs(
     the whole input use each of their names (a common name alone is weak evidence).
     """
     settings = settings or LinkSettings()
-    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates), settings)
+    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates, members_of), settings)
     graph = None
     profiled = seeds
     if entries.filter(pl.col("list_kind") == "network").height:
@@ -378,12 +406,21 @@ def link_inputs(
     return graph, profiles, name_frequencies(files, config.read, profiles), settings
 
 
-def candidate_party_ids(candidates: pl.DataFrame) -> pl.Series:
-    """Every party a candidate names: subject, counterparty and member_ids (payers, senders sharing a phone)."""
+def candidate_party_ids(candidates: pl.DataFrame, member_rules: Collection[str] | None = None) -> pl.Series:
+    """Every party a candidate names: subject, counterparty and member_ids (payers, senders sharing a phone)
+    — members only of the rules in `member_rules` when given (those whose requirements ask about them)."""
     parts = [candidates["subject_id"], candidates["counterparty_id"].drop_nulls()]
     if "member_ids" in candidates.columns:
-        parts.append(candidates["member_ids"].explode().drop_nulls())
+        with_members = (
+            candidates if member_rules is None else candidates.filter(pl.col("rule_code").is_in(member_rules))
+        )
+        parts.append(with_members["member_ids"].explode().drop_nulls())
     return pl.concat(parts).unique().sort()
+
+
+def member_rules(rules: list[Rule]) -> list[str]:
+    """Codes of the rules whose requirements ask whether a candidate's member_ids are network members."""
+    return [r.code for r in rules if r.requires.get("min_network_members") or r.requires.get("payers_one_network")]
 
 
 def load_list_entries(config: ScanConfig) -> pl.DataFrame:
