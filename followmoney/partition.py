@@ -61,7 +61,8 @@ def row_key() -> pl.Expr:
 
 def phone_key() -> pl.Expr:
     """The key of the sender's phone (as detectors.fan groups it), null without a usable phone."""
-    return phone_digits(S.SENDER_PHONE).hash(PARTY_KEY_SEED)
+    digits = phone_digits(S.SENDER_PHONE)
+    return pl.when(digits.is_not_null()).then(digits.hash(PARTY_KEY_SEED))
 
 
 @dataclass

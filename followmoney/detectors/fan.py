@@ -28,13 +28,28 @@ from followmoney.detectors.base import (
     owned_rows,
 )
 from followmoney.kernels import window_distinct
-from followmoney.normalise import PARTY_KEY_SEED
+from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
 
 _US_PER_DAY = 86_400_000_000
 PHONE_KEY = "_phone_key"
 _PARTY_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "sender_phone": PHONE_KEY}
 _DISTINCT_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "agent": S.AGENT_ID}
 _WORDS = {"sender": "senders", "receiver": "receivers", "agent": "agents"}
+
+
+_KEYS = {S.SENDER_ID: SENDER_KEY, S.RECEIVER_ID: RECEIVER_KEY}
+
+
+def _key_of(column: str) -> str:
+    """The 64-bit key column standing for an id column (party keys exist; others are hashed here)."""
+    return _KEYS.get(column, f"_{column}_key")
+
+
+def _key(column: str) -> pl.Expr:
+    """The key of an id column: the party key, or the same seeded hash (null stays null)."""
+    if column in _KEYS:
+        return pl.col(_KEYS[column])
+    return pl.when(pl.col(column).is_not_null()).then(pl.col(column).hash(PARTY_KEY_SEED))
 
 
 def phone_digits(column: str) -> pl.Expr:
@@ -91,14 +106,18 @@ class DistinctInWindow(Detector):
             counted = S.SENDER_ID
         other = S.RECEIVER_ID if party_kind in ("sender", "sender_phone") else S.SENDER_ID
         window_us = round(float(params["window_days"]) * _US_PER_DAY)
-        frame = txns.lazy()
+        own = owned_rows(txns, {"sender": OWN_SENDER, "receiver": OWN_RECEIVER, "sender_phone": OWN_PHONE}[party_kind])
+        frame = txns.lazy().filter(own)
         if party_kind == "sender_phone":
             frame = frame.with_columns(phone_digits(S.SENDER_PHONE).alias(PHONE_KEY))
+        # Grouping and counting run on 64-bit keys (ids are only carried along for the candidates).
+        pk, ck = _key_of(party), _key_of(counted)
+        frame = frame.with_columns(_key(party).alias(pk), _key(counted).alias(ck))
         use_repeat = float(params["max_repeat_share"]) < 1.0
         if use_repeat:
             # A repeat: the same pair also dealt outside the burst (before or after) within the lookback,
             # e.g. a payroll's workers are paid again next month; a one-off split is not.
-            pair = [party, counted]
+            pair = [pk, ck]
             ts = pl.col(S.TS)
             before = (ts - ts.shift(1).over(pair, order_by=S.TS)).dt.total_microseconds()
             after = (ts.shift(-1).over(pair, order_by=S.TS) - ts).dt.total_microseconds()
@@ -110,25 +129,23 @@ class DistinctInWindow(Detector):
         else:
             frame = frame.with_columns(pl.lit(False).alias("_repeat"))
         amount = pl.col(S.AMOUNT_USD)
-        own = owned_rows(txns, {"sender": OWN_SENDER, "receiver": OWN_RECEIVER, "sender_phone": OWN_PHONE}[party_kind])
-        frame = frame.filter(own)
-        keep = (amount >= float(params["min_amount_usd"])) & pl.col(party).is_not_null() & pl.col(counted).is_not_null()
+        keep = (amount >= float(params["min_amount_usd"])) & pl.col(pk).is_not_null() & pl.col(ck).is_not_null()
         if float(params["max_amount_usd"]) > 0:
             keep = keep & (amount < float(params["max_amount_usd"]))
         sub = (
             frame.filter(keep)
             .select(
-                *dict.fromkeys([party, counted, other, S.TS, S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, S.SENDER_ID]),
+                *dict.fromkeys([pk, ck, party, counted, other, S.TS, S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, S.SENDER_ID]),
                 "_repeat",
             )
-            .filter(pl.col(counted).n_unique().over(party) >= int(params["min_distinct"]))
-            .sort(party, S.TS, S.TXN_ID)
-            .with_columns(pl.col(counted).rank("dense").cast(pl.Int64).sub(1).alias("_code"))
+            .filter(pl.col(ck).n_unique().over(pk) >= int(params["min_distinct"]))
+            .sort(pk, S.TS, S.TXN_ID)
+            .with_columns(pl.col(ck).rank("dense").cast(pl.Int64).sub(1).alias("_code"))
             .collect()
         )
         if sub.height == 0:
             return self.empty()
-        starts = group_starts(sub.select(party))
+        starts = group_starts(sub.select(pk))
         cluster = window_distinct(
             starts,
             np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy()),
@@ -151,14 +168,14 @@ class DistinctInWindow(Detector):
             pl.len().cast(pl.Int64).alias("n_txns"),
             pl.col(S.AMOUNT_USD).sum().alias("total_usd"),
             pl.col(S.TXN_ID).sort().alias("txn_ids"),
-            pl.col(counted).n_unique().cast(pl.Int64).alias("n_distinct"),
+            pl.col(ck).n_unique().cast(pl.Int64).alias("n_distinct"),
             (pl.col(counted) if distinct_kind != "agent" else pl.col(other)).unique().sort().alias("member_ids"),
             pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Int64).alias("n_agents"),
             pl.col(other).n_unique().cast(pl.Int64).alias("n_counterparties"),
             pl.col(S.AMOUNT_USD).min().alias("amount_min"),
             pl.col(S.AMOUNT_USD).max().alias("amount_max"),
             pl.col("_repeat").mean().alias("repeat_share"),
-            pl.col(party).first().alias("_owner"),
+            pl.col(pk).first().alias(OWNER_KEY),
         )
         cap = int(params["max_distinct"])
         if cap > 0:
@@ -182,7 +199,7 @@ class DistinctInWindow(Detector):
             "amount_max",
             ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 86_400).round(1).alias("span_days"),
             pl.col("repeat_share").round(2),
-            pl.col("_owner").hash(PARTY_KEY_SEED).alias(OWNER_KEY),
+            OWNER_KEY,
         )
 
     def partition_sides(self, params: dict[str, Any]) -> frozenset[str]:
