@@ -43,7 +43,9 @@ ROUTE_TEXT = {
 
 
 def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-    """Rows of every series to fit: (variant, k1, k2, ts, amount_usd, round, payer, receiver, via, txn_ids, cross)."""
+    """Rows of every series to fit, sorted by series then time: (variant, k1, k2, k3, owner, ts, amount_usd,
+    round, cross, row, row_in). Ids are not carried: `row` (the payment; for a forwarded series its
+    forwarded leg) and `row_in` (the leg into the intermediary) index `txns`, read for kept rows only."""
     min_count = int(params["min_count"])
     cap = 3.0 * float(params["max_median_usd"])  # larger payments cannot be part of a small series
     has_countries = S.SENDER_COUNTRY in txns.columns and S.RECEIVER_COUNTRY in txns.columns
@@ -52,6 +54,7 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     )
     small = (
         txns.lazy()
+        .with_row_index("_row")
         .filter(pl.col(S.AMOUNT_USD) <= cap)
         .select(
             SENDER_KEY,
@@ -59,19 +62,16 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
             S.TS,
             S.AMOUNT_USD,
             ((pl.col(S.AMOUNT) % 100).abs() < 1e-9).alias("_round"),
-            pl.col(S.SENDER_ID).alias("_payer"),
-            pl.col(S.RECEIVER_ID).alias("_receiver"),
-            pl.lit(None, pl.String).alias("_via"),
-            pl.concat_list(pl.col(S.TXN_ID)).alias("_txn_ids"),
             cross.alias("_cross"),
+            "_row",
+            pl.lit(None, pl.UInt32).alias("_row_in"),
             owned_rows(txns, OWN_SENDER).alias("_own_s"),
             owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
         )
     )
     # A series is (variant, k1, k2, k3); its owner (whose transfers make it whole) is the payer of a
     # direct series, the receiver of a rotating one and the intermediary of a forwarded one.
-    cols = ["_variant", "_k1", "_k2", "_k3", "_owner"]
-    cols += [S.TS, S.AMOUNT_USD, "_round", "_payer", "_receiver", "_via", "_txn_ids", "_cross"]
+    cols = ["_variant", "_k1", "_k2", "_k3", "_owner", S.TS, S.AMOUNT_USD, "_round", "_cross", "_row", "_row_in"]
     parts = [
         small.filter(pl.col("_own_s"))
         .filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count)
@@ -102,12 +102,8 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     forward_days = float(params["forward_days"])
     if forward_days > 0:
         parts.append(_via_series(small, forward_days, min_count).select(cols))
-    return (
-        pl.concat(parts)
-        .with_columns(pl.col("_txn_ids").list.last().alias("_tid"))
-        .sort("_variant", "_k1", "_k2", "_k3", S.TS, "_tid")
-        .collect()
-    )
+    # Ties in time keep input order (the row index): a partition holds its rows in input order too.
+    return pl.concat(parts).sort("_variant", "_k1", "_k2", "_k3", S.TS, "_row").collect()
 
 
 def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
@@ -121,9 +117,7 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
             pl.col(SENDER_KEY).alias("_k1"),
             pl.col(S.TS).alias("_ts_in"),
             pl.col(S.AMOUNT_USD).alias("_amount_in"),
-            pl.col("_payer"),
-            pl.col("_receiver").alias("_via"),
-            pl.col("_txn_ids").alias("_ids_in"),
+            pl.col("_row").alias("_row_in"),
         )
         .sort("_ts_in")
     )
@@ -135,9 +129,8 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
             S.TS,
             S.AMOUNT_USD,
             "_round",
-            "_receiver",
-            "_txn_ids",
             "_cross",
+            "_row",
             pl.col(S.TS).alias("_ts_out"),
         )
         .sort("_ts_out")
@@ -164,12 +157,28 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
             S.TS,
             S.AMOUNT_USD,
             "_round",
-            "_payer",
-            "_receiver",
-            "_via",
-            pl.concat_list("_ids_in", "_txn_ids").alias("_txn_ids"),
             "_cross",
+            "_row",
+            "_row_in",
         )
+    )
+
+
+def _with_ids(kept: pl.DataFrame, txns: pl.DataFrame) -> pl.DataFrame:
+    """Kept series rows with their ids read from `txns`: payer, receiver, intermediary and evidence txn_ids."""
+    row, row_in = kept["_row"], kept["_row_in"]
+    sender, receiver, txn = txns[S.SENDER_ID], txns[S.RECEIVER_ID], txns[S.TXN_ID]
+    via = row_in.is_not_null()
+    in_sender = sender.gather(row_in.fill_null(0))
+    in_txn = txn.gather(row_in.fill_null(0))
+    return kept.with_columns(
+        pl.Series("_payer", sender.gather(row)).zip_with(~via, in_sender).alias("_payer"),
+        pl.Series("_receiver", receiver.gather(row)),
+        pl.when(pl.lit(via)).then(pl.lit(sender.gather(row))).otherwise(None).alias("_via"),
+        pl.when(pl.lit(via))
+        .then(pl.concat_list(pl.lit(in_txn), pl.lit(txn.gather(row))))
+        .otherwise(pl.concat_list(pl.lit(txn.gather(row))))
+        .alias("_txn_ids"),
     )
 
 
@@ -255,6 +264,7 @@ class RecurringPair(Detector):
         kept = sub.with_columns(pl.Series("_gid", gid), pl.Series("_used", used)).filter(pl.col("_used"))
         if kept.height == 0 or fits.height == 0:
             return self.empty()
+        kept = _with_ids(kept.filter(pl.col("_gid").is_in(fits["_gid"].implode())), txns)
         amount = pl.col(S.AMOUNT_USD)
         t = pl.col(S.TS).dt.epoch("s").cast(pl.Float64) / 86_400.0
         resid_var = (amount.var(ddof=0) - pl.cov(t, amount, ddof=0).pow(2) / t.var(ddof=0)).clip(0, None)
