@@ -150,7 +150,7 @@ def _parquet_payload(info: InputFile, loaded: dict[str, str]) -> tuple[int, int]
 
 
 def _arrow_payload(info: InputFile, loaded: dict[str, str]) -> tuple[int, int]:
-    with pa.memory_map(str(info.path)) as source:
+    with pa.OSFile(str(info.path)) as source:
         reader = ipc.open_file(source)
         rows = reader.count_rows()
         n_columns = len(reader.schema.names)

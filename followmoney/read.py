@@ -232,7 +232,7 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
         raise InputError("the file is empty (0 bytes)", file=label)
     try:
         if fmt == "arrow":
-            with pa.memory_map(str(path)) as source:
+            with pa.OSFile(str(path)) as source:  # read, not mapped: mapped pages would count as our memory
                 reader = ipc.open_file(source)
                 _check_time_zones(label, reader.schema)
                 for i in range(reader.num_record_batches):
@@ -473,7 +473,7 @@ def stored_rows(info: InputFile) -> int:
     """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only, cheap)."""
     if info.fmt == "parquet":
         return int(pq.read_metadata(str(info.path)).num_rows)
-    with pa.memory_map(str(info.path)) as source:
+    with pa.OSFile(str(info.path)) as source:
         return int(ipc.open_file(source).count_rows())
 
 
