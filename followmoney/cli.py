@@ -13,6 +13,11 @@ import typer
 
 from followmoney import __version__
 
+# Polars allocates with jemalloc; by default freed pages stay with the process for ~10 s, so a scan that
+# loads partition after partition looks (and is, to the kernel) far bigger than its working set. Return
+# them within half a second. Read by jemalloc when Polars loads, so set before any Polars import.
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:500")
+
 app = typer.Typer(
     name="followmoney",
     help="Find bribery and structuring signals in money-service transaction data.\n\n"

@@ -75,7 +75,7 @@ def neighbourhood(
                 pl.len().cast(pl.Int64).alias("n_txns"),
                 usd_total(pl.col(S.AMOUNT_USD)).alias("total_usd"),
             )
-            .collect()
+            .collect(engine="streaming")
         )
         ends = pl.concat(
             [

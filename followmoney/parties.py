@@ -35,9 +35,10 @@ def _side(lf: pl.LazyFrame, present: set[str], id_col: str, name: str, country: 
 
 
 def _collect(parts: list[tuple[InputFile, pl.LazyFrame]], what: str) -> pl.DataFrame:
-    """Collect the per-file scans as one frame; a file that cannot be read again is named in the error."""
+    """Collect the per-file scans as one frame (streaming: a dump's columns are never all in memory at once);
+    a file that cannot be read again is named in the error."""
     try:
-        return pl.concat([lf for _, lf in parts]).collect()
+        return pl.concat([lf for _, lf in parts]).collect(engine="streaming")
     except READ_ERRORS as exc:
         for info, lf in parts:  # error path only: find the file at fault
             try:
@@ -62,13 +63,15 @@ def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.S
             (S.SENDER_ID, S.SENDER_NAME, S.SENDER_COUNTRY, S.SENDER_PHONE),
             (S.RECEIVER_ID, S.RECEIVER_NAME, S.RECEIVER_COUNTRY, S.RECEIVER_PHONE),
         ):
-            parts.append((info, _side(lf, present, *side).filter(pl.col("party_id").is_in(wanted))))
+            found = _side(lf, present, *side).filter(pl.col("party_id").is_in(wanted))
+            parts.append((info, found.group_by("party_id", "name", "country", "phone").len()))
+    # Distinct (party, name, country, phone) with how many transfers used them: not one row per transfer.
     rows = _collect(parts, "party details")
     name = pl.col("name").str.strip_chars()
     counts = (
         rows.filter(name.is_not_null() & (name != ""))
         .group_by("party_id", "name")
-        .len()
+        .agg(pl.col("len").sum())
         .sort(["party_id", "len", "name"], descending=[False, True, False])
     )
     top = counts.group_by("party_id", maintain_order=True).agg(pl.col("name").first())
