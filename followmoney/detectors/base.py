@@ -77,6 +77,11 @@ def owned_rows(frame: pl.DataFrame | pl.LazyFrame, flag: str) -> pl.Expr:
     return pl.col(flag) if flag in columns else pl.lit(True)
 
 
+def ownership(frame: pl.DataFrame | pl.LazyFrame) -> list[pl.Expr]:
+    """The sender and receiver ownership flags of each row, as `_own_s` and `_own_r`."""
+    return [owned_rows(frame, OWN_SENDER).alias("_own_s"), owned_rows(frame, OWN_RECEIVER).alias("_own_r")]
+
+
 def owner_key(column: str) -> pl.Expr:
     """OWNER_KEY from an id column: the same 64-bit hash as normalise.party_keys (and the partitioner)."""
     return pl.col(column).hash(PARTY_KEY_SEED).alias(OWNER_KEY)

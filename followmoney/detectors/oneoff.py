@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import OWN_RECEIVER, OWN_SENDER, Detector, Param, owned_rows, owner_key
+from followmoney.detectors.base import Detector, Param, owner_key, ownership
 
 
 class OneOffAfterTransfer(Detector):
@@ -43,15 +43,7 @@ class OneOffAfterTransfer(Detector):
 
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per qualifying payment."""
-        base = txns.lazy().select(
-            S.TXN_ID,
-            S.TS,
-            S.SENDER_ID,
-            S.RECEIVER_ID,
-            S.AMOUNT_USD,
-            owned_rows(txns, OWN_SENDER).alias("_own_s"),
-            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
-        )
+        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD, *ownership(txns))
         payments = (
             base.filter(pl.col("_own_s"))
             .with_columns(

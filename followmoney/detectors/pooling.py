@@ -16,14 +16,12 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.detectors.base import (
-    OWN_RECEIVER,
-    OWN_SENDER,
     Detector,
     Param,
     candidate_head,
     group_starts,
-    owned_rows,
     owner_key,
+    ownership,
 )
 from followmoney.kernels import forwarded_amounts, window_distinct
 
@@ -58,15 +56,7 @@ class PoolAndForward(Detector):
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per cluster of pooled receipts that were mostly sent on in time."""
         min_payers = int(params["min_payers"])
-        base = txns.lazy().select(
-            S.TXN_ID,
-            S.TS,
-            S.SENDER_ID,
-            S.RECEIVER_ID,
-            S.AMOUNT_USD,
-            owned_rows(txns, OWN_SENDER).alias("_own_s"),
-            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
-        )
+        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD, *ownership(txns))
         inflow = base.filter(pl.col("_own_r")).select(
             pl.col(S.RECEIVER_ID).alias("_party"),
             pl.col(S.SENDER_ID).alias("_other"),

@@ -20,14 +20,12 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.detectors.base import (
-    OWN_RECEIVER,
-    OWN_SENDER,
     OWNER_KEY,
     Detector,
     Param,
     candidate_head,
     group_starts,
-    owned_rows,
+    ownership,
 )
 from followmoney.kernels import schedule_regularity
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
@@ -65,8 +63,7 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
             cross.alias("_cross"),
             "_row",
             pl.lit(None, pl.UInt32).alias("_row_in"),
-            owned_rows(txns, OWN_SENDER).alias("_own_s"),
-            owned_rows(txns, OWN_RECEIVER).alias("_own_r"),
+            *ownership(txns),
         )
     )
     # A series is (variant, k1, k2, k3); its owner (whose transfers make it whole) is the payer of a
