@@ -314,7 +314,7 @@ def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame
         transfers.every_row(with_duplicates=True)
         .filter(suspect_of)
         .select(S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, pl.lit(None, pl.String).alias(S.REASON))
-        .collect()
+        .collect(engine="streaming")  # never all spilled rows at once
     )
     suspects = (
         pl.concat([bad_rows.filter(suspect_of), clean_suspects], how="diagonal_relaxed")

@@ -152,7 +152,7 @@ def anomaly_candidates(
             pl.col(S.TS).min().alias("window_start"),
             pl.col(S.TS).max().alias("window_end"),
         )
-        .collect()
+        .collect(engine="streaming")  # `txns` may be every spilled row: never all in memory
     )
     top = pl.col(PERCENTILE).rank("ordinal", descending=True).over("_p") == 1
     best = hits.sort(PERCENTILE, "anomaly_score", "_o", descending=[True, True, False]).filter(top)
