@@ -483,10 +483,28 @@ def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> In
     return InputError(f"unreadable or corrupt {info.fmt} data ({_short(exc)})", file=info.label)
 
 
+_ROW_WINDOW = 1_000_000
+
+
 def load_rows(info: InputFile, options: ReadOptions, rows: pl.Series) -> pl.DataFrame:
-    """All columns of the given 1-based rows of one file, as text, for the quarantine file."""
+    """All columns of the given 1-based rows of one file, as text, for the quarantine file.
+
+    Arrow and Parquet files are read in windows of _ROW_WINDOW rows (only windows holding a wanted
+    row), so a few quarantined rows of a huge file never bring the whole file into memory."""
     try:
-        frame = scan_file(info, options).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
+        lf = scan_file(info, options)
+        if info.fmt == "csv":
+            frame = lf.filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
+        else:
+            windows = ((rows.cast(pl.Int64) - 1) // _ROW_WINDOW).unique().sort().to_list()
+            if not windows:
+                windows = [0]
+            frame = pl.concat(
+                [
+                    lf.slice(w * _ROW_WINDOW, _ROW_WINDOW).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
+                    for w in windows  # one read per window of a million rows, not per row
+                ]
+            )
     except READ_ERRORS as exc:
         raise _load_error(info, options, exc) from None
     return frame.with_columns(pl.exclude(S.SOURCE_ROW).cast(pl.String))
