@@ -113,3 +113,13 @@ def run_cli() -> Callable[..., Any]:
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+def scan_world(world: Path, inputs: str | Path, out: Path, *extra: str) -> dict[str, Any]:
+    """Scan a synth world's transactions (or `inputs`) with its officials and networks lists; the summary."""
+    import json
+
+    args = ["scan", str(inputs), "--officials", str(world / "officials.csv"), "--networks", str(world / "networks.csv")]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--quiet", *extra], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text())

@@ -3,11 +3,11 @@ exactly the alerts, quarantine and counts of the same scan in memory, and leaves
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import scan_world
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
@@ -27,24 +27,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _scan(world: Path, inputs: str, out: Path, *extra: str) -> dict:
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            inputs,
-            "--officials",
-            str(world / "officials.csv"),
-            "--networks",
-            str(world / "networks.csv"),
-            "--out",
-            str(out),
-            "--quiet",
-            *extra,
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads((out / "summary.json").read_text())
+    return scan_world(world, inputs, out, *extra)
 
 
 def _same_outputs(a: Path, b: Path) -> None:

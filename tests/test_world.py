@@ -13,9 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from typer.testing import CliRunner
-
-from followmoney.cli import app
+from conftest import scan_world
 
 ROWS = 40_000
 SEED = 3
@@ -28,22 +26,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     world = tmp_path_factory.mktemp("world")
     generate_world(ROWS, SEED, world)
     out = world / "out"
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            str(world / "transactions.arrow"),
-            "--officials",
-            str(world / "officials.csv"),
-            "--networks",
-            str(world / "networks.csv"),
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+    scan_world(world, world / "transactions.arrow", out)
     return {"world": world, "out": out}
 
 
