@@ -18,7 +18,7 @@ from followmoney.config import ReadOptions
 from followmoney.errors import InputError
 from followmoney.link import LinkSettings, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
-from followmoney.parties import party_profiles
+from followmoney.parties import party_directory, party_profiles
 from followmoney.read import inspect_files, resolve_inputs
 
 
@@ -44,7 +44,7 @@ def evaluate_world(world: Path, settings: LinkSettings | None = None) -> dict[st
         .drop_nulls()
         .sort()
     )
-    profiles = party_profiles(files, ReadOptions(), ids)
+    profiles = party_profiles(party_directory(files, ReadOptions()), ids)
     result = link_parties(profiles, entries, None, settings)
     elapsed = time.perf_counter() - started
     identities = pl.read_parquet(paths["identities.parquet"]).rename({"customer_id": "party_id"})

@@ -1,10 +1,14 @@
 """Profiles of the parties that appear in candidate alerts: the names, countries and phones they used.
 
-Names and phones are not needed to detect patterns, so they are read again, only for the few
-parties that candidates name, instead of carrying them through every stage for every row.
+Names and phones are not needed to detect patterns, so they are not carried through detection. When
+candidates need linking, one streaming pass over the input builds the party directory (every distinct
+party id, name, country and phone, with how many transfers used them); profiles, phone sharers and
+name frequencies are then lookups in it, not further passes over a dump of hundreds of millions of rows.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -50,12 +54,24 @@ def _collect(parts: list[tuple[InputFile, pl.LazyFrame]], what: str) -> pl.DataF
         raise InputError(f"could not re-read {what} ({' '.join(str(exc).split())[:150]})") from None
 
 
-def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.Series) -> pl.DataFrame:
-    """One row per party id: its most used name, all names, countries and phones (sorted, unique)."""
-    if party_ids.len() == 0:
-        return pl.DataFrame(schema=PROFILE_SCHEMA)
-    wanted = party_ids.unique().implode()
+@dataclass(frozen=True)
+class PartyDirectory:
+    """Distinct (party_id, name, country, phone) of both sides of every input row, with `len`: how many
+    transfers used that combination. Ids as text, countries trimmed and upper-case, names and phones raw."""
+
+    rows: pl.DataFrame
+
+    @classmethod
+    def empty(cls) -> PartyDirectory:
+        """A directory of no parties."""
+        schema = {"party_id": pl.String, "name": pl.String, "country": pl.String, "phone": pl.String, "len": pl.UInt32}
+        return cls(pl.DataFrame(schema=schema))
+
+
+def party_directory(files: list[InputFile], options: ReadOptions) -> PartyDirectory:
+    """One streaming pass over every file's id, name, country and phone columns (both sides)."""
     parts: list[tuple[InputFile, pl.LazyFrame]] = []
+    keys = ["party_id", "name", "country", "phone"]
     for info in files:
         lf = scan_file(info, options)
         present = set(info.columns)
@@ -63,10 +79,18 @@ def party_profiles(files: list[InputFile], options: ReadOptions, party_ids: pl.S
             (S.SENDER_ID, S.SENDER_NAME, S.SENDER_COUNTRY, S.SENDER_PHONE),
             (S.RECEIVER_ID, S.RECEIVER_NAME, S.RECEIVER_COUNTRY, S.RECEIVER_PHONE),
         ):
-            found = _side(lf, present, *side).filter(pl.col("party_id").is_in(wanted))
-            parts.append((info, found.group_by("party_id", "name", "country", "phone").len()))
-    # Distinct (party, name, country, phone) with how many transfers used them: not one row per transfer.
+            parts.append((info, _side(lf, present, *side).group_by(keys).len()))
     rows = _collect(parts, "party details")
+    # The same combination seen in several files or on both sides is one row.
+    merged = rows.group_by(keys).agg(pl.col("len").sum()) if len(parts) > 1 else rows
+    return PartyDirectory(merged)
+
+
+def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:
+    """One row per party id: its most used name, all names, countries and phones (sorted, unique)."""
+    if party_ids.len() == 0:
+        return pl.DataFrame(schema=PROFILE_SCHEMA)
+    rows = directory.rows.filter(pl.col("party_id").is_in(party_ids.unique().implode()))
     name = pl.col("name").str.strip_chars()
     counts = (
         rows.filter(name.is_not_null() & (name != ""))
@@ -187,11 +211,11 @@ def resolved_profiles(profiles: pl.DataFrame, resolved: pl.DataFrame) -> pl.Data
     )
 
 
-def phone_sharers(files: list[InputFile], options: ReadOptions, phones: pl.Series, max_share: int = 5) -> pl.Series:
+def phone_sharers(directory: PartyDirectory, phones: pl.Series, max_share: int = 5) -> pl.Series:
     """Every party id (sender or receiver) that used one of `phones` (compared on their last 8 digits).
 
-    One scan of the phone columns; a phone used by more than `max_share` ids (an agent's, a shop's)
-    is skipped. These ids are only candidates: `resolve_parties` decides who is the same person.
+    A phone used by more than `max_share` ids (an agent's, a shop's) is skipped. These ids are only
+    candidates: `resolve_parties` decides who is the same person.
     """
 
     def tail(expr: pl.Expr) -> pl.Expr:
@@ -203,32 +227,19 @@ def phone_sharers(files: list[InputFile], options: ReadOptions, phones: pl.Serie
     if wanted.height == 0:
         return pl.Series("party_id", [], pl.String)
     keys = wanted["t"].unique().implode()
-    parts: list[tuple[InputFile, pl.LazyFrame]] = []
-    for info in files:
-        present = set(info.columns)
-        lf = scan_file(info, options)
-        for id_col, phone_col in ((S.SENDER_ID, S.SENDER_PHONE), (S.RECEIVER_ID, S.RECEIVER_PHONE)):
-            if phone_col in present:
-                parts.append(
-                    (
-                        info,
-                        lf.select(pl.col(id_col).cast(pl.String).alias("party_id"), tail(pl.col(phone_col)).alias("t"))
-                        .filter(pl.col("t").is_in(keys))
-                        .unique(),
-                    )
-                )
-    if not parts:
-        return pl.Series("party_id", [], pl.String)
-    rows = _collect(parts, "party phones").unique()
+    # Each distinct phone text once (not once per directory row), then the ids that used a wanted one.
+    texts = directory.rows.select(pl.col("phone").drop_nulls().unique())
+    hits = texts.filter(tail(pl.col("phone")).is_in(keys)).with_columns(tail(pl.col("phone")).alias("t"))
+    rows = directory.rows.join(hits, on="phone").select("party_id", "t").unique()
     shared = rows.group_by("t").agg(pl.col("party_id").n_unique().alias("n")).filter(pl.col("n") <= max_share)
     return rows.join(shared, on="t", how="semi")["party_id"].unique().sort()
 
 
-def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.DataFrame) -> pl.DataFrame:
+def name_frequencies(directory: PartyDirectory, profiles: pl.DataFrame) -> pl.DataFrame:
     """How many distinct party ids of the whole input use each name of `profiles` (approx_key, name_parties).
 
-    One scan of the id and name columns (distinct pairs), `matching.approx_name_key` on each distinct
-    name, kept only for the names the profiled parties use. A name many customers share is weak evidence of identity.
+    `matching.approx_name_key` is computed once per distinct name of the directory and kept only for the
+    names the profiled parties use. A name many customers share is weak evidence of identity.
     """
     from followmoney.matching import approx_name_key
 
@@ -237,23 +248,13 @@ def name_frequencies(files: list[InputFile], options: ReadOptions, profiles: pl.
         .select(approx_name_key(pl.col("n")).alias("approx_key"))
         .unique()
     )
-    empty = pl.DataFrame(schema={"approx_key": pl.String, "name_parties": pl.Int64})
     if wanted.height == 0:
-        return empty
+        return pl.DataFrame(schema={"approx_key": pl.String, "name_parties": pl.Int64})
     keys = wanted["approx_key"].implode()
-    parts: list[tuple[InputFile, pl.LazyFrame]] = []
-    for info in files:
-        lf = scan_file(info, options)
-        for id_col, name_col in ((S.SENDER_ID, S.SENDER_NAME), (S.RECEIVER_ID, S.RECEIVER_NAME)):
-            if name_col in set(info.columns):
-                scan = lf.select(
-                    pl.col(id_col).cast(pl.String).alias("party_id"), pl.col(name_col).cast(pl.String).alias("name")
-                ).unique()
-                parts.append((info, scan))
-    if not parts:
-        return empty
-    # The key is computed once per distinct name, not once per row (names repeat on every transfer).
-    pairs = _collect(parts, "party names")
-    names = pairs.select(pl.col("name").unique()).with_columns(approx_name_key(pl.col("name")).alias("approx_key"))
-    rows = pairs.join(names.filter(pl.col("approx_key").is_in(keys)), on="name").select("party_id", "approx_key")
+    names = (
+        directory.rows.select(pl.col("name").drop_nulls().unique())
+        .with_columns(approx_name_key(pl.col("name")).alias("approx_key"))
+        .filter(pl.col("approx_key").is_in(keys))
+    )
+    rows = directory.rows.join(names, on="name").select("party_id", "approx_key")
     return rows.group_by("approx_key").agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))

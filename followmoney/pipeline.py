@@ -31,7 +31,13 @@ from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.memory import MemoryPlan, plan_memory
 from followmoney.memory import enforce as enforce_memory
 from followmoney.normalise import FxTable, load_fx, party_keys
-from followmoney.parties import name_frequencies, party_profiles, phone_sharers
+from followmoney.parties import (
+    PartyDirectory,
+    name_frequencies,
+    party_directory,
+    party_profiles,
+    phone_sharers,
+)
 from followmoney.partition import Transfers, load_in_memory, spill_transfers
 from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
 from followmoney.rules import Example, Rule, load_rules
@@ -322,12 +328,14 @@ def link_stage(
     none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
     settings = settings or LinkSettings()
     named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
+    with _step("party directory (one pass over names and phones)"):
+        directory = party_directory(files, config.read) if candidates.height else PartyDirectory.empty()
     with _step("screen candidates needing an official"):
-        numbered = screen_officials(files, config, candidates, entries, rules, settings).with_row_index("_cand_id")
+        numbered = screen_officials(directory, candidates, entries, rules, settings).with_row_index("_cand_id")
     with _step("profiles of candidate parties"):
-        seeds = _with_phone_sharers(files, config, candidate_party_ids(numbered, member_rules(rules)), settings)
-        profiles = party_profiles(files, config.read, seeds)
-        name_counts = name_frequencies(files, config.read, profiles)
+        seeds = _with_phone_sharers(directory, candidate_party_ids(numbered, member_rules(rules)), settings)
+        profiles = party_profiles(directory, seeds)
+        name_counts = name_frequencies(directory, profiles)
     with _step("match to lists, requirements"):
         first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
     if entries.filter(pl.col("list_kind") == "network").height == 0:
@@ -335,15 +343,14 @@ def link_stage(
     survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
     with _step("graph neighbourhood and its profiles"):
         graph, profiles, name_counts, settings = link_inputs(
-            files, config, transfers, survivors, entries, settings, member_rules(rules)
+            directory, transfers, survivors, entries, settings, member_rules(rules)
         )
     with _step("match and network paths"):
         return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
 
 
 def screen_officials(
-    files: list[InputFile],
-    config: ScanConfig,
+    directory: PartyDirectory,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     rules: list[Rule],
@@ -363,25 +370,20 @@ def screen_officials(
     party = pl.when(pl.col("rule_code").is_in(cp_rules)).then(pl.col("counterparty_id")).otherwise(pl.col("subject_id"))
     screened = pl.col("rule_code").is_in(list(side))
     parties = candidates.filter(screened).select(party.alias("p"))["p"].drop_nulls().unique().sort()
-    pool = _with_phone_sharers(files, config, parties, settings)
-    possible = could_be_officials(party_profiles(files, config.read, pool), entries, settings.match)
+    pool = _with_phone_sharers(directory, parties, settings)
+    possible = could_be_officials(party_profiles(directory, pool), entries, settings.match)
     return candidates.filter(~screened | party.is_in(possible.implode()).fill_null(False))
 
 
-def _with_phone_sharers(
-    files: list[InputFile], config: ScanConfig, seeds: pl.Series, settings: LinkSettings
-) -> pl.Series:
+def _with_phone_sharers(directory: PartyDirectory, seeds: pl.Series, settings: LinkSettings) -> pl.Series:
     """The seed ids plus every id that used one of their phones (possibly the same person; resolution decides)."""
-    seed_profiles = party_profiles(files, config.read, seeds)
-    sharers = phone_sharers(
-        files, config.read, seed_profiles["phones"].explode().drop_nulls(), settings.match.max_phone_share
-    )
+    seed_profiles = party_profiles(directory, seeds)
+    sharers = phone_sharers(directory, seed_profiles["phones"].explode().drop_nulls(), settings.match.max_phone_share)
     return pl.concat([seeds, sharers]).unique().sort()
 
 
 def link_inputs(
-    files: list[InputFile],
-    config: ScanConfig,
+    directory: PartyDirectory,
     clean: pl.DataFrame | pl.LazyFrame,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
@@ -396,14 +398,14 @@ def link_inputs(
     the whole input use each of their names (a common name alone is weak evidence).
     """
     settings = settings or LinkSettings()
-    seeds = _with_phone_sharers(files, config, candidate_party_ids(candidates, members_of), settings)
+    seeds = _with_phone_sharers(directory, candidate_party_ids(candidates, members_of), settings)
     graph = None
     profiled = seeds
     if entries.filter(pl.col("list_kind") == "network").height:
         graph = neighbourhood(clean, seeds, settings.graph)
         profiled = pl.concat([seeds, graph.edges["sender_id"], graph.edges["receiver_id"]]).unique().sort()
-    profiles = party_profiles(files, config.read, profiled)
-    return graph, profiles, name_frequencies(files, config.read, profiles), settings
+    profiles = party_profiles(directory, profiled)
+    return graph, profiles, name_frequencies(directory, profiles), settings
 
 
 def candidate_party_ids(candidates: pl.DataFrame, member_rules: Collection[str] | None = None) -> pl.Series:

@@ -228,15 +228,15 @@ def test_key_collision_is_never_silent() -> None:
 def test_party_details_reread_names_the_file_at_fault(tmp_path: Path) -> None:
     from followmoney.config import ReadOptions
     from followmoney.errors import InputError
-    from followmoney.parties import party_profiles
+    from followmoney.parties import party_directory, party_profiles
     from followmoney.read import inspect_files
 
     good, broken = tmp_path / "a.parquet", tmp_path / "b.parquet"
     frame(base_rows()).write_parquet(good)
     frame(base_rows("U")).write_parquet(broken)
     files = inspect_files([good, broken], ReadOptions())
-    assert party_profiles(files, ReadOptions(), pl.Series(["C1"]))["party_id"].to_list() == ["C1"]
+    assert party_profiles(party_directory(files, ReadOptions()), pl.Series(["C1"]))["party_id"].to_list() == ["C1"]
     broken.write_bytes(broken.read_bytes()[:40] + b"\0" * 200)  # damaged after the run started
     with pytest.raises(InputError) as info:
-        party_profiles(files, ReadOptions(), pl.Series(["C1"]))
+        party_directory(files, ReadOptions())
     assert str(broken) in str(info.value) and str(good) not in str(info.value)
