@@ -84,6 +84,7 @@ def steps(w: Path, out: Path) -> dict[str, list[str]]:
         "floor": [*py, "floor", parquet],
         "pandas": [*py, "pandas", parquet],
         "duckdb": [*py, "duckdb", parquet],
+        "followmoney_detect": [*py, "detect", parquet],
         "followmoney_two_rules": [*scan, "--select", "FM101,FM120", "--out", str(out / "two")],
         "followmoney_full": [*scan, "--out", str(out / "full")],
     }
