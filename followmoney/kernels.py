@@ -392,3 +392,46 @@ def schedule_regularity(
             for i in range(n):
                 used_rows[a0 + i] = keep[i]
     return best_period, best_p_hat, best_cv, best_dev, best_missed, best_used, used_rows
+
+
+def group_slices(starts: np.ndarray, parts: int, min_rows: int = 200_000) -> list[tuple[int, int]]:
+    """Split groups into up to `parts` runs of consecutive groups with about equal row counts, as
+    (first group, end group); one run when there are fewer than `min_rows` rows (threads cost more)."""
+    g_count = starts.shape[0] - 1
+    rows = int(starts[-1]) if g_count > 0 else 0
+    if parts <= 1 or rows < min_rows or g_count < 2:
+        return [(0, g_count)]
+    cuts = np.searchsorted(starts[:-1], np.linspace(0, rows, parts + 1)[1:-1], side="left")
+    bounds = [0, *sorted({int(c) for c in cuts if 0 < c < g_count}), g_count]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def schedule_regularity_threads(
+    starts: np.ndarray,
+    t_days: np.ndarray,
+    periods: np.ndarray,
+    max_missed: np.int64,
+    max_cv: np.float64,
+    max_period_error: np.float64,
+    jitter_days: np.float64,
+    max_extra_share: np.float64,
+    threads: int,
+    min_rows: int = 200_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """schedule_regularity over runs of groups in `threads` threads (the kernel releases the GIL; groups
+    are independent, so the result is the same as one call); one call below `min_rows` rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    slices = group_slices(starts, threads, min_rows)
+    args = (periods, max_missed, max_cv, max_period_error, jitter_days, max_extra_share)
+    if len(slices) == 1:
+        return schedule_regularity(starts, t_days, *args)
+
+    def run(bounds: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        g0, g1 = bounds
+        r0, r1 = int(starts[g0]), int(starts[g1])
+        return schedule_regularity(np.ascontiguousarray(starts[g0 : g1 + 1] - r0), t_days[r0:r1], *args)
+
+    with ThreadPoolExecutor(len(slices)) as pool:
+        results = list(pool.map(run, slices))
+    return tuple(np.concatenate([r[k] for r in results]) for k in range(7))  # type: ignore[return-value]

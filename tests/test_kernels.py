@@ -11,7 +11,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from followmoney.kernels import forwarded_amounts, schedule_regularity, window_clusters, window_distinct
+from followmoney.kernels import (
+    forwarded_amounts,
+    group_slices,
+    schedule_regularity,
+    schedule_regularity_threads,
+    window_clusters,
+    window_distinct,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -279,3 +286,41 @@ def test_schedule_regularity_rarely_fits_random_times() -> None:
     starts = np.arange(0, t.size + 1, 12, dtype=np.int64)
     period, *_ = schedule_regularity(starts, t, np.array([30.4375, 14.0, 7.0]), 2, 0.35, 0.2, 3.0, 0.25)
     assert (period > 0).sum() <= 8
+
+
+def test_schedule_regularity_in_threads_equals_one_call() -> None:
+    """Runs of groups fitted in several threads give exactly the single call's arrays (groups are independent)."""
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(0, 15, 400)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    weekly = rng.random(400) < 0.5
+    t = np.concatenate(
+        [
+            np.sort(7.0 * np.arange(n) + rng.uniform(-2, 2, n)) if w else np.sort(rng.uniform(0, 120, n))
+            for n, w in zip(sizes, weekly, strict=True)
+        ]
+    ).astype(np.float64)
+    args = (
+        np.array([30.4375, 14.0, 7.0]),
+        np.int64(2),
+        np.float64(0.35),
+        np.float64(0.2),
+        np.float64(3.0),
+        np.float64(0.25),
+    )
+    single = schedule_regularity(starts, t, *args)
+    assert (single[0] > 0).sum() > 50  # the fit finds schedules here, so equality below means something
+    for threads in (2, 3, 7):
+        assert len(group_slices(starts, threads, min_rows=0)) > 1
+        threaded = schedule_regularity_threads(starts, t, *args, threads=threads, min_rows=0)
+        for want, got in zip(single, threaded, strict=True):
+            np.testing.assert_array_equal(want, got)
+
+
+def test_group_slices_cover_every_group_once() -> None:
+    starts = np.array([0, 5, 5, 9, 30, 31, 40], dtype=np.int64)
+    for parts in (1, 2, 3, 6, 10):
+        slices = group_slices(starts, parts, min_rows=0)
+        assert slices[0][0] == 0 and slices[-1][1] == 6
+        assert all(a < b for a, b in slices) and all(slices[i][1] == slices[i + 1][0] for i in range(len(slices) - 1))
+    assert group_slices(starts, 4) == [(0, 6)]  # below min_rows: one run

@@ -13,6 +13,7 @@ The kernel is robust to jitter, missed periods, a slowly drifting period and str
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +28,7 @@ from followmoney.detectors.base import (
     group_starts,
     ownership,
 )
-from followmoney.kernels import schedule_regularity
+from followmoney.kernels import schedule_regularity_threads
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 PERIOD_DAYS = {"weekly": 7.0, "fortnightly": 14.0, "monthly": 30.4375}
@@ -41,66 +42,79 @@ ROUTE_TEXT = {
 
 
 def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
-    """Rows of every series to fit, sorted by series then time: (variant, k1, k2, k3, owner, ts, amount_usd,
-    round, cross, row, row_in). Ids are not carried: `row` (the payment; for a forwarded series its
-    forwarded leg) and `row_in` (the leg into the intermediary) index `txns`, read for kept rows only."""
+    """Rows of every series to fit, sorted by series then time: (variant, k1, k2, k3, ts, row, row_in).
+
+    Only what the schedule fit needs is carried (a dump's small payments are most of it): `row` (the
+    payment; for a forwarded series its forwarded leg, whose time and amount make the series) and
+    `row_in` (the leg into the intermediary) index `txns`, whose amounts and ids are read for kept rows only."""
     min_count = int(params["min_count"])
     cap = 3.0 * float(params["max_median_usd"])  # larger payments cannot be part of a small series
-    has_countries = S.SENDER_COUNTRY in txns.columns and S.RECEIVER_COUNTRY in txns.columns
-    cross = (
-        (pl.col(S.SENDER_COUNTRY) != pl.col(S.RECEIVER_COUNTRY)).fill_null(False) if has_countries else pl.lit(False)
-    )
     small = (
         txns.lazy()
         .with_row_index("_row")
         .filter(pl.col(S.AMOUNT_USD) <= cap)
-        .select(
-            SENDER_KEY,
-            RECEIVER_KEY,
-            S.TS,
-            S.AMOUNT_USD,
-            ((pl.col(S.AMOUNT) % 100).abs() < 1e-9).alias("_round"),
-            cross.alias("_cross"),
-            "_row",
-            pl.lit(None, pl.UInt32).alias("_row_in"),
-            *ownership(txns),
-        )
+        .select(SENDER_KEY, RECEIVER_KEY, S.TS, S.AMOUNT_USD, "_row", *ownership(txns))
     )
-    # A series is (variant, k1, k2, k3); its owner (whose transfers make it whole) is the payer of a
-    # direct series, the receiver of a rotating one and the intermediary of a forwarded one.
-    cols = ["_variant", "_k1", "_k2", "_k3", "_owner", S.TS, S.AMOUNT_USD, "_round", "_cross", "_row", "_row_in"]
+    # A series is (variant, k1, k2, k3). Each variant is sorted on its own (fewer keys than one sort of
+    # all); concatenated in variant order they are sorted by (variant, k1, k2, k3, time, row): ties in
+    # time keep input order, as `small` is in row order and the sorts are stable.
+    cols = ["_variant", "_k1", "_k2", "_k3", S.TS, "_row", "_row_in"]
+    no_leg = pl.lit(None, pl.UInt32).alias("_row_in")
     parts = [
         small.filter(pl.col("_own_s"))
         .filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count)
+        .sort(SENDER_KEY, RECEIVER_KEY, S.TS, maintain_order=True)
         .select(
             pl.lit(_VARIANTS["direct"], pl.Int8).alias("_variant"),
             pl.col(SENDER_KEY).alias("_k1"),
             pl.col(RECEIVER_KEY).alias("_k2"),
             pl.lit(0, pl.UInt64).alias("_k3"),
-            pl.col(SENDER_KEY).alias("_owner"),
-            *cols[5:],
+            S.TS,
+            "_row",
+            no_leg,
         )
     ]
     if params["rotating_payers"]:
+        payer = pl.col(SENDER_KEY)
+        # >= 2 distinct payers: the smallest and the largest payer key differ (cheaper than n_unique).
+        several = payer.min().over(RECEIVER_KEY) != payer.max().over(RECEIVER_KEY)
         parts.append(
             small.filter(pl.col("_own_r"))
-            .filter(
-                (pl.len().over(RECEIVER_KEY) >= min_count) & (pl.col(SENDER_KEY).n_unique().over(RECEIVER_KEY) >= 2)
-            )
+            .filter((pl.len().over(RECEIVER_KEY) >= min_count) & several)
+            .sort(RECEIVER_KEY, S.TS, maintain_order=True)
             .select(
                 pl.lit(_VARIANTS["rotating"], pl.Int8).alias("_variant"),
                 pl.col(RECEIVER_KEY).alias("_k1"),
                 pl.lit(0, pl.UInt64).alias("_k2"),
                 pl.lit(0, pl.UInt64).alias("_k3"),
-                pl.col(RECEIVER_KEY).alias("_owner"),
-                *cols[5:],
+                S.TS,
+                "_row",
+                no_leg,
             )
         )
     forward_days = float(params["forward_days"])
     if forward_days > 0:
-        parts.append(_via_series(small, forward_days, min_count).select(cols))
-    # Ties in time keep input order (the row index): a partition holds its rows in input order too.
-    return pl.concat(parts).sort("_variant", "_k1", "_k2", "_k3", S.TS, "_row").collect()
+        via = _via_series(small, forward_days, min_count).select(cols)
+        parts.append(via.sort("_k1", "_k2", "_k3", S.TS, "_row"))
+    return pl.concat(parts).collect()
+
+
+def _owner() -> pl.Expr:
+    """Whose transfers make a series whole: the payer of a direct series (k1), the receiver of a rotating
+    one (k1) and the intermediary of a forwarded one (k3)."""
+    return pl.when(pl.col("_variant") == _VARIANTS["via"]).then(pl.col("_k3")).otherwise(pl.col("_k1"))
+
+
+def _payment_facts(kept: pl.DataFrame, txns: pl.DataFrame) -> pl.DataFrame:
+    """Kept series rows with the amount, round-amount and cross-border facts of their payment (`row`)."""
+    has_countries = S.SENDER_COUNTRY in txns.columns and S.RECEIVER_COUNTRY in txns.columns
+    cross = (
+        (pl.col(S.SENDER_COUNTRY) != pl.col(S.RECEIVER_COUNTRY)).fill_null(False) if has_countries else pl.lit(False)
+    )
+    facts = txns.select(S.AMOUNT_USD, ((pl.col(S.AMOUNT) % 100).abs() < 1e-9).alias("_round"), cross.alias("_cross"))[
+        kept["_row"]
+    ]
+    return kept.hstack(facts)
 
 
 def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
@@ -125,8 +139,6 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
             pl.col(RECEIVER_KEY).alias("_k2"),
             S.TS,
             S.AMOUNT_USD,
-            "_round",
-            "_cross",
             "_row",
             pl.col(S.TS).alias("_ts_out"),
         )
@@ -150,11 +162,7 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
             "_k1",
             "_k2",
             pl.col("_mid").alias("_k3"),
-            pl.col("_mid").alias("_owner"),
             S.TS,
-            S.AMOUNT_USD,
-            "_round",
-            "_cross",
             "_row",
             "_row_in",
         )
@@ -235,7 +243,7 @@ class RecurringPair(Detector):
         starts = group_starts(sub.select("_variant", "_k1", "_k2", "_k3"))
         periods = np.sort(np.array([PERIOD_DAYS[p] for p in params["periods"]], dtype=np.float64))[::-1].copy()
         t_days = np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy().astype(np.float64) / _DAY_US)
-        period, p_hat, cv, dev, missed, _used_n, used = schedule_regularity(
+        period, p_hat, cv, dev, missed, _used_n, used = schedule_regularity_threads(
             starts,
             t_days,
             periods,
@@ -244,6 +252,7 @@ class RecurringPair(Detector):
             np.float64(params["max_period_error"]),
             np.float64(params["jitter_days"]),
             np.float64(params["max_extra_share"]),
+            threads=os.cpu_count() or 1,
         )
         sizes = np.diff(starts)
         gid = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
@@ -261,7 +270,7 @@ class RecurringPair(Detector):
         kept = sub.with_columns(pl.Series("_gid", gid), pl.Series("_used", used)).filter(pl.col("_used"))
         if kept.height == 0 or fits.height == 0:
             return self.empty()
-        kept = _with_ids(kept.filter(pl.col("_gid").is_in(fits["_gid"].implode())), txns)
+        kept = _with_ids(_payment_facts(kept.filter(pl.col("_gid").is_in(fits["_gid"].implode())), txns), txns)
         amount = pl.col(S.AMOUNT_USD)
         t = pl.col(S.TS).dt.epoch("s").cast(pl.Float64) / 86_400.0
         resid_var = (amount.var(ddof=0) - pl.cov(t, amount, ddof=0).pow(2) / t.var(ddof=0)).clip(0, None)
@@ -270,7 +279,7 @@ class RecurringPair(Detector):
             kept.group_by("_gid")
             .agg(
                 pl.col("_variant").first(),
-                pl.col("_owner").first().alias(OWNER_KEY),
+                _owner().first().alias(OWNER_KEY),
                 payers.mode().sort().first().alias("subject_id"),
                 pl.col("_receiver").first().alias("counterparty_id"),
                 pl.col("_via").drop_nulls().mode().sort().first().alias("via_id"),
