@@ -40,6 +40,7 @@ from followmoney.matching import (
 )
 from followmoney.matching import match_parties as _fuzzy_match
 from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
+from followmoney.timing import step
 
 __all__ = [
     "HONORIFICS",
@@ -134,27 +135,14 @@ def link_parties(
     to the parties an alert can name as an official.
     """
     settings = settings or LinkSettings()
-    resolved = resolve_parties(
-        profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
-    )
-    pooled = resolved_profiles(profiles, resolved)
-    counts = name_counts if name_counts is not None else name_counts_from(profiles)
-    if seeds is None:
-        by_party = _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
-    else:
-        seed_parties = resolved.filter(pl.col("party_id").is_in(seeds.implode()))["resolved_id"].unique()
-        is_seed = pl.col("party_id").is_in(pl.concat([seed_parties, seeds]).implode())
-        networks_only = entries.filter(pl.col("list_kind") == "network")
-        by_party = pl.concat(
-            [
-                _fuzzy_match(
-                    pooled.filter(is_seed), entries, settings.match, include_possible=True, name_counts=counts
-                ),
-                _fuzzy_match(
-                    pooled.filter(~is_seed), networks_only, settings.match, include_possible=True, name_counts=counts
-                ),
-            ]
+    with step(f"resolve {profiles.height:,} profiles", depth=2):
+        resolved = resolve_parties(
+            profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
         )
+        pooled = resolved_profiles(profiles, resolved)
+    counts = name_counts if name_counts is not None else name_counts_from(profiles)
+    with step(f"match {pooled.height:,} resolved parties to {entries.height:,} list entries", depth=2):
+        by_party = _match_resolved(pooled, resolved, entries, settings, counts, seeds)
     # Every raw id of a resolved party carries the party's matches.
     matches = (
         resolved.select("party_id", "resolved_id")
@@ -172,8 +160,34 @@ def link_parties(
         hubs = None
     else:
         edges, hubs = graph.edges, graph.hubs
-    network = network_links(edges, resolved, members, hubs, settings.graph)
+    with step(f"network paths over {edges.height:,} edges", depth=2):
+        network = network_links(edges, resolved, members, hubs, settings.graph)
     return LinkResult(resolved=resolved, matches=matches, network=network)
+
+
+def _match_resolved(
+    pooled: pl.DataFrame,
+    resolved: pl.DataFrame,
+    entries: pl.DataFrame,
+    settings: LinkSettings,
+    counts: pl.DataFrame,
+    seeds: pl.Series | None,
+) -> pl.DataFrame:
+    """Best list entries per resolved party: every list for parties holding a seed (all when no seeds),
+    the networks list only for the rest."""
+    if seeds is None:
+        return _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
+    seed_parties = resolved.filter(pl.col("party_id").is_in(seeds.implode()))["resolved_id"].unique()
+    is_seed = pl.col("party_id").is_in(pl.concat([seed_parties, seeds]).implode())
+    networks_only = entries.filter(pl.col("list_kind") == "network")
+    return pl.concat(
+        [
+            _fuzzy_match(pooled.filter(is_seed), entries, settings.match, include_possible=True, name_counts=counts),
+            _fuzzy_match(
+                pooled.filter(~is_seed), networks_only, settings.match, include_possible=True, name_counts=counts
+            ),
+        ]
+    )
 
 
 def _family_tokens(name: pl.Expr) -> pl.Expr:

@@ -42,6 +42,8 @@ from anyascii import anyascii
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
+from followmoney.timing import LOG, step
+
 HONORIFICS = frozenset(
     [
         "mr",
@@ -493,7 +495,15 @@ def score_candidates(
         .group_by("party_id", *ekeys)
         .agg((pl.col("share").min() <= settings.max_phone_share).alias("phone_strong"))
     )
-    name_pairs = _prefilter(_name_pairs(p_names, e_names, settings))
+    with step("blocked name pairs", depth=3):
+        blocked = _name_pairs(p_names, e_names, settings)
+        name_pairs = _prefilter(blocked)
+    LOG.info(
+        "      %s party names, %s blocked name pairs, %s after the prefilter",
+        f"{p_names.height:,}",
+        f"{blocked.height:,}",
+        f"{name_pairs.height:,}",
+    )
     # Pairs found by phone are scored on names too, so their reason can say how the names compare.
     phone_name_pairs = (
         by_phone.select("party_id", *ekeys)
@@ -502,7 +512,8 @@ def score_candidates(
         .select("key_a", "key_b")
     )
     all_pairs = pl.concat([name_pairs, phone_name_pairs]).unique()
-    all_pairs = all_pairs.with_columns(name_similarity(all_pairs))
+    with step(f"name similarity of {all_pairs.height:,} pairs", depth=3):
+        all_pairs = all_pairs.with_columns(name_similarity(all_pairs))
     per_name = (
         p_names.rename({"raw_name": "party_name", "name_key": "key_a"})
         .join(all_pairs, on="key_a")

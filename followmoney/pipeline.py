@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import resource
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from followmoney.partition import Transfers, load_in_memory, spill_transfers
 from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
+from followmoney.timing import peak_mib, step
 from followmoney.write import check_out_dir, write_outputs
 
 _LOG = logging.getLogger("followmoney")
@@ -98,19 +98,7 @@ class _Timer:
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 3)
             # Stage name, seconds and peak memory only: never names or ids (FOLLOWMONEY_LOG=info shows it).
-            _LOG.info("stage %s done in %.1f s; peak RSS %.0f MiB", name, time.perf_counter() - start, _peak_mib())
-
-
-@contextlib.contextmanager
-def _step(name: str) -> Iterator[None]:
-    """Log one sub-step's time and the peak memory so far (FOLLOWMONEY_LOG=info)."""
-    start = time.perf_counter()
-    yield
-    _LOG.info("  %s: %.1f s; peak RSS %.0f MiB", name, time.perf_counter() - start, _peak_mib())
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            _LOG.info("stage %s done in %.1f s; peak RSS %.0f MiB", name, time.perf_counter() - start, peak_mib())
 
 
 def load_transactions(
@@ -328,24 +316,24 @@ def link_stage(
     none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
     settings = settings or LinkSettings()
     named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
-    with _step("party directory (one pass over names and phones)"):
+    with step("party directory (one pass over names and phones)"):
         directory = party_directory(files, config.read) if candidates.height else PartyDirectory.empty()
-    with _step("screen candidates needing an official"):
+    with step("screen candidates needing an official"):
         numbered = screen_officials(directory, candidates, entries, rules, settings).with_row_index("_cand_id")
-    with _step("profiles of candidate parties"):
+    with step("profiles of candidate parties"):
         seeds = _with_phone_sharers(directory, candidate_party_ids(numbered, member_rules(rules)), settings)
         profiles = party_profiles(directory, seeds)
         name_counts = name_frequencies(directory, profiles)
-    with _step("match to lists, requirements"):
+    with step("match to lists, requirements"):
         first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
     if entries.filter(pl.col("list_kind") == "network").height == 0:
         return first.drop("_cand_id")  # no graph to walk: the first pass is the answer
     survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
-    with _step("graph neighbourhood and its profiles"):
+    with step("graph neighbourhood and its profiles"):
         graph, profiles, name_counts, settings = link_inputs(
             directory, transfers, survivors, entries, settings, member_rules(rules)
         )
-    with _step("match and network paths"):
+    with step("match and network paths"):
         return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
 
 
