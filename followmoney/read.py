@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -483,31 +484,64 @@ def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> In
     return InputError(f"unreadable or corrupt {info.fmt} data ({_short(exc)})", file=info.label)
 
 
-_ROW_WINDOW = 1_000_000
-
-
 def load_rows(info: InputFile, options: ReadOptions, rows: pl.Series) -> pl.DataFrame:
     """All columns of the given 1-based rows of one file, as text, for the quarantine file.
 
-    Arrow and Parquet files are read in windows of _ROW_WINDOW rows (only windows holding a wanted
-    row), so a few quarantined rows of a huge file never bring the whole file into memory."""
+    Arrow and Parquet files are read one record batch (row group) at a time, only those holding a wanted
+    row, with plain reads (no memory map): a few million quarantined rows of a huge file never bring the
+    whole file into memory. CSV files are filtered as they are scanned."""
     try:
-        lf = scan_file(info, options)
         if info.fmt == "csv":
-            frame = lf.filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
+            frame = scan_file(info, options).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
         else:
-            windows = ((rows.cast(pl.Int64) - 1) // _ROW_WINDOW).unique().sort().to_list()
-            if not windows:
-                windows = [0]
-            frame = pl.concat(
-                [
-                    lf.slice(w * _ROW_WINDOW, _ROW_WINDOW).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
-                    for w in windows  # one read per window of a million rows, not per row
-                ]
-            )
+            frame = _rows_by_block(info, rows)
     except READ_ERRORS as exc:
         raise _load_error(info, options, exc) from None
     return frame.with_columns(pl.exclude(S.SOURCE_ROW).cast(pl.String))
+
+
+def _rows_by_block(info: InputFile, rows: pl.Series) -> pl.DataFrame:
+    """The wanted 1-based rows of an Arrow or Parquet file, under contract names, one block at a time
+    (Parquet: only row groups holding a wanted row; Arrow: each record batch in turn)."""
+    wanted = np.unique(rows.cast(pl.Int64).to_numpy()) - 1  # 0-based, sorted
+    parts: list[pl.DataFrame] = []
+    with pa.OSFile(str(info.path)) as source:
+        if info.fmt == "parquet":
+            reader = pq.ParquetFile(source)
+            schema = reader.schema_arrow
+            sizes = [reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)]
+            bounds = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+            for block in np.unique(np.searchsorted(bounds, wanted, side="right") - 1).tolist():
+                if 0 <= block < len(sizes):
+                    parts.append(_take(reader.read_row_group(block), wanted, int(bounds[block])))
+        else:
+            batches = ipc.open_file(source)
+            schema = batches.schema
+            start = 0
+            for i in range(batches.num_record_batches):
+                batch = batches.get_batch(i)
+                parts.append(_take(batch, wanted, start))
+                start += batch.num_rows
+    empty = _as_frame(schema.empty_table()).with_columns(pl.Series(S.SOURCE_ROW, [], pl.UInt32))
+    frame = pl.concat([empty, *(p for p in parts if p.height)], how="vertical_relaxed")
+    renames = {src: name for name, src in info.source_names.items() if src != name}
+    return frame.rename(renames).select(S.SOURCE_ROW, pl.exclude(S.SOURCE_ROW))
+
+
+def _as_frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
+    frame = pl.from_arrow(data)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _take(block: pa.Table | pa.RecordBatch, wanted: np.ndarray, start: int) -> pl.DataFrame:
+    """The wanted (0-based, sorted) rows that fall in a block starting at row `start`, with their 1-based row."""
+    lo, hi = np.searchsorted(wanted, [start, start + block.num_rows])
+    local = wanted[lo:hi] - start
+    if local.shape[0] == 0:
+        return pl.DataFrame()
+    picked = _as_frame(block)[pl.Series(local)]
+    return picked.with_columns(pl.Series(S.SOURCE_ROW, local + start + 1, pl.UInt32))
 
 
 def file_sha256(path: Path) -> str:
