@@ -113,10 +113,18 @@ class DistinctInWindow(Detector):
         # Grouping and counting run on 64-bit keys (ids are only carried along for the candidates).
         pk, ck = _key_of(party), _key_of(counted)
         frame = frame.with_columns(_key(party).alias(pk), _key(counted).alias(ck))
-        use_repeat = float(params["max_repeat_share"]) < 1.0
-        if use_repeat:
+        amount = pl.col(S.AMOUNT_USD)
+        keep = (amount >= float(params["min_amount_usd"])) & pl.col(pk).is_not_null() & pl.col(ck).is_not_null()
+        if float(params["max_amount_usd"]) > 0:
+            keep = keep & (amount < float(params["max_amount_usd"]))
+        enough = pl.col(ck).n_unique().over(pk) >= int(params["min_distinct"])
+        if float(params["max_repeat_share"]) < 1.0:
             # A repeat: the same pair also dealt outside the burst (before or after) within the lookback,
-            # e.g. a payroll's workers are paid again next month; a one-off split is not.
+            # e.g. a payroll's workers are paid again next month; a one-off split is not. Every transfer
+            # of a pair counts, so it is computed over all rows of the pairs that can make a candidate
+            # (those of the qualifying rows), not over every pair of the dump.
+            pairs = frame.filter(keep).filter(enough).select(pk, ck).unique()
+            frame = frame.join(pairs, on=[pk, ck], how="semi", maintain_order="left")
             pair = [pk, ck]
             ts = pl.col(S.TS)
             before = (ts - ts.shift(1).over(pair, order_by=S.TS)).dt.total_microseconds()
@@ -128,17 +136,13 @@ class DistinctInWindow(Detector):
             frame = frame.with_columns(is_repeat.alias("_repeat"))
         else:
             frame = frame.with_columns(pl.lit(False).alias("_repeat"))
-        amount = pl.col(S.AMOUNT_USD)
-        keep = (amount >= float(params["min_amount_usd"])) & pl.col(pk).is_not_null() & pl.col(ck).is_not_null()
-        if float(params["max_amount_usd"]) > 0:
-            keep = keep & (amount < float(params["max_amount_usd"]))
         sub = (
             frame.filter(keep)
             .select(
                 *dict.fromkeys([pk, ck, party, counted, other, S.TS, S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, S.SENDER_ID]),
                 "_repeat",
             )
-            .filter(pl.col(ck).n_unique().over(pk) >= int(params["min_distinct"]))
+            .filter(enough)
             .sort(pk, S.TS, S.TXN_ID)
             .with_columns(pl.col(ck).rank("dense").cast(pl.Int64).sub(1).alias("_code"))
             .collect()

@@ -24,6 +24,7 @@ from followmoney.detectors.base import (
     ownership,
 )
 from followmoney.kernels import forwarded_amounts, window_distinct
+from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 _US_PER_HOUR = 3_600_000_000
 
@@ -56,8 +57,13 @@ class PoolAndForward(Detector):
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per cluster of pooled receipts that were mostly sent on in time."""
         min_payers = int(params["min_payers"])
-        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD, *ownership(txns))
+        # Grouping, counting and sorting run on the 64-bit party keys (`_pk`, `_ok`); ids ride along.
+        base = txns.lazy().select(
+            S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, SENDER_KEY, RECEIVER_KEY, S.AMOUNT_USD, *ownership(txns)
+        )
         inflow = base.filter(pl.col("_own_r")).select(
+            pl.col(RECEIVER_KEY).alias("_pk"),
+            pl.col(SENDER_KEY).alias("_ok"),
             pl.col(S.RECEIVER_ID).alias("_party"),
             pl.col(S.SENDER_ID).alias("_other"),
             S.TS,
@@ -66,6 +72,8 @@ class PoolAndForward(Detector):
             pl.lit(True).alias("_in"),
         )
         outflow = base.filter(pl.col("_own_s")).select(
+            pl.col(SENDER_KEY).alias("_pk"),
+            pl.col(RECEIVER_KEY).alias("_ok"),
             pl.col(S.SENDER_ID).alias("_party"),
             pl.col(S.RECEIVER_ID).alias("_other"),
             S.TS,
@@ -76,15 +84,15 @@ class PoolAndForward(Detector):
         flows = (
             pl.concat([inflow, outflow])
             .filter(
-                (pl.col("_other").filter(pl.col("_in")).n_unique().over("_party") >= min_payers)
-                & (~pl.col("_in")).any().over("_party")
+                (pl.col("_ok").filter(pl.col("_in")).n_unique().over("_pk") >= min_payers)
+                & (~pl.col("_in")).any().over("_pk")
             )
-            .sort("_party", S.TS, pl.col("_in").not_(), S.TXN_ID)
+            .sort("_pk", S.TS, pl.col("_in").not_(), S.TXN_ID)
             .collect()
         )
         if flows.height == 0:
             return self.empty()
-        starts = group_starts(flows.select("_party"))
+        starts = group_starts(flows.select("_pk"))
         ts = np.ascontiguousarray(flows[S.TS].dt.epoch("us").to_numpy())
         forwarded = forwarded_amounts(
             starts,
@@ -95,9 +103,9 @@ class PoolAndForward(Detector):
         )
         flows = flows.with_columns(pl.Series("_forwarded", forwarded))
         receipts = flows.filter(pl.col("_in")).with_columns(
-            pl.col("_other").rank("dense").cast(pl.Int64).sub(1).alias("_code")
+            pl.col("_ok").rank("dense").cast(pl.Int64).sub(1).alias("_code")
         )
-        r_starts = group_starts(receipts.select("_party"))
+        r_starts = group_starts(receipts.select("_pk"))
         cluster = window_distinct(
             r_starts,
             np.ascontiguousarray(receipts[S.TS].dt.epoch("us").to_numpy()),
