@@ -16,6 +16,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.detectors.base import Detector, Param, owner_key, ownership
+from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 
 class OneOffAfterTransfer(Detector):
@@ -43,13 +44,16 @@ class OneOffAfterTransfer(Detector):
 
     def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         """One candidate per qualifying payment."""
-        base = txns.lazy().select(S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD, *ownership(txns))
+        # Windows, joins and semi-joins run on the 64-bit party keys; ids ride along for the evidence.
+        base = txns.lazy().select(
+            S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, SENDER_KEY, RECEIVER_KEY, S.AMOUNT_USD, *ownership(txns)
+        )
         payments = (
             base.filter(pl.col("_own_s"))
             .with_columns(
-                pl.col(S.AMOUNT_USD).median().over(S.SENDER_ID).alias("payer_median_usd"),
-                pl.len().over(S.SENDER_ID).alias("_sends"),
-                pl.len().over(S.SENDER_ID, S.RECEIVER_ID).alias("_pair"),
+                pl.col(S.AMOUNT_USD).median().over(SENDER_KEY).alias("payer_median_usd"),
+                pl.len().over(SENDER_KEY).alias("_sends"),
+                pl.len().over(SENDER_KEY, RECEIVER_KEY).alias("_pair"),
             )
             .filter(
                 (pl.col("_sends") >= int(params["min_history"]))
@@ -61,36 +65,36 @@ class OneOffAfterTransfer(Detector):
         )
         if payments.height == 0:
             return self.empty()
-        payers = payments.select(pl.col(S.SENDER_ID).unique().alias("_party"))
+        payers = payments.select(pl.col(SENDER_KEY).unique().alias("_pk"))
         events = pl.concat(
             [
                 base.filter(pl.col("_own_s")).select(
-                    pl.col(S.SENDER_ID).alias("_party"),
+                    pl.col(SENDER_KEY).alias("_pk"),
                     pl.col(S.RECEIVER_ID).alias("_other"),
                     S.TS,
                     S.TXN_ID,
                     S.AMOUNT_USD,
                 ),
                 base.filter(pl.col("_own_r")).select(
-                    pl.col(S.RECEIVER_ID).alias("_party"),
+                    pl.col(RECEIVER_KEY).alias("_pk"),
                     pl.col(S.SENDER_ID).alias("_other"),
                     S.TS,
                     S.TXN_ID,
                     S.AMOUNT_USD,
                 ),
             ]
-        ).join(payers.lazy(), on="_party", how="semi")
+        ).join(payers.lazy(), on="_pk", how="semi")
         lookback = pl.duration(microseconds=round(float(params["lookback_days"]) * 86_400_000_000))
         prior = (
             payments.lazy()
             .select(
                 pl.col(S.TXN_ID).alias("_pay_id"),
-                pl.col(S.SENDER_ID).alias("_party"),
+                pl.col(SENDER_KEY).alias("_pk"),
                 pl.col(S.RECEIVER_ID).alias("_receiver"),
                 pl.col(S.TS).alias("_pay_ts"),
                 pl.col("payer_median_usd").alias("_median"),
             )
-            .join(events, on="_party")
+            .join(events, on="_pk")
             .filter(
                 (pl.col(S.AMOUNT_USD) >= float(params["min_prior_ratio"]) * pl.col("_median"))
                 & (pl.col(S.TS) < pl.col("_pay_ts"))
