@@ -77,6 +77,7 @@ class Transfers:
     duplicates: pl.Series | None = None  # ROW_KEY of clean-looking rows that repeat an earlier txn_id
     spill_dir: Path | None = None
     spill_bytes: int = 0
+    checked: set[int] = field(default_factory=set)  # partitions whose keys were checked for collisions
 
     @property
     def rows(self) -> int:
@@ -93,7 +94,9 @@ class Transfers:
         frame = pl.concat([pl.read_ipc(p) for p in paths], how="diagonal_relaxed")
         if self.duplicates is not None and self.duplicates.len():
             frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
-        check_key_collisions(frame)  # colliding ids share a key, so they meet in one partition
+        if part not in self.checked:  # colliding ids share a key, so they meet in one partition
+            check_key_collisions(frame)
+            self.checked.add(part)
         flags = [
             (part_of(pl.col(SENDER_KEY), self.n_parts) == part).alias(OWN_SENDER),
             (part_of(pl.col(RECEIVER_KEY), self.n_parts) == part).alias(OWN_RECEIVER),

@@ -22,7 +22,7 @@ from followmoney.cases import build_cases
 from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
-from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies
+from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies, owned_receiver_features
 from followmoney.detectors.base import OWNER_KEY
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
@@ -148,9 +148,15 @@ def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFram
     return frame.select(*first, pl.exclude(*first, S.REASON), S.REASON).sort(first)
 
 
-def detect(transfers: Transfers | pl.DataFrame, rules: list[Rule], advance: Callable[[int], None]) -> pl.DataFrame:
+def detect(
+    transfers: Transfers | pl.DataFrame,
+    rules: list[Rule],
+    advance: Callable[[int], None],
+    also: Callable[[pl.DataFrame], None] | None = None,
+) -> pl.DataFrame:
     """Run every rule's detector on every partition, keeping the candidates each partition owns; candidates
-    of all rules in one frame (rule_code filled in), in rule order then a canonical order within a rule."""
+    of all rules in one frame (rule_code filled in), in rule order then a canonical order within a rule.
+    `also` is called with each partition's frame (work that needs every partition, done in the same pass)."""
     if isinstance(transfers, pl.DataFrame):
         transfers = Transfers(n_parts=1, bad=pl.DataFrame(), scanned={}, memory=transfers)
     parts = []
@@ -159,6 +165,8 @@ def detect(transfers: Transfers | pl.DataFrame, rules: list[Rule], advance: Call
             found = DETECTORS[rule.kind]().detect(frame, rule.params)
             found = found.filter(transfers.owned(OWNER_KEY, part)).drop(OWNER_KEY)
             parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
+        if also is not None:
+            also(frame)
         advance(1)
     if not parts:
         return pl.DataFrame(schema=S.CANDIDATE_BASE_SCHEMA)
@@ -444,11 +452,27 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
         transfers = load_transfers(files, config, fx, rules, plan, advance)
     try:
+        # Partitioned: the anomaly model needs every receiver's features before it scores pairs, so they
+        # are gathered in the detection pass instead of a pass of their own.
+        receivers: list[pl.DataFrame] = []
+        gather = receivers.append if transfers.n_parts > 1 and any(r.kind == ANOMALY_KIND for r in rules) else None
         with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
-            candidates = detect(transfers, [r for r in rules if r.kind != ANOMALY_KIND], advance)
+            candidates = detect(
+                transfers,
+                [r for r in rules if r.kind != ANOMALY_KIND],
+                advance,
+                (lambda frame: gather(owned_receiver_features(frame))) if gather else None,
+            )
         with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
             # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
-            candidates, models_used = anomaly_stage(transfers, candidates, rules, config.model, config.models_dir)
+            candidates, models_used = anomaly_stage(
+                transfers,
+                candidates,
+                rules,
+                config.model,
+                config.models_dir,
+                pl.concat(receivers) if receivers else None,
+            )
         with timer("link"), progress.stage("linking parties to lists"):
             linked = link_stage(files, config, transfers.every_row(), candidates, entries, rules, settings)
             linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers

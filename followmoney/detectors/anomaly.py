@@ -211,18 +211,23 @@ class ScoredPairs:
     n_pairs: int
 
 
-def score_pairs(transfers: PartitionedTransfers, model: Model, floor: float) -> ScoredPairs:
-    """Score every payer->receiver pair, partition by partition: receiver features are gathered over
-    all partitions first (a receiver's payers are spread over them); each pair is scored in its payer's."""
+def owned_receiver_features(frame: pl.DataFrame) -> pl.DataFrame:
+    """Features of the receivers one partition owns (all of them in memory): gathered over every
+    partition before pairs are scored, since a receiver's payers are spread over partitions."""
+    return receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER))).collect()
+
+
+def score_pairs(
+    transfers: PartitionedTransfers, model: Model, floor: float, receivers: pl.DataFrame | None = None
+) -> ScoredPairs:
+    """Score every payer->receiver pair, partition by partition, each in its payer's partition. When
+    partitioned, `receivers` (owned_receiver_features of every partition, e.g. gathered while detecting)
+    is computed here if not given."""
     corridors = model.corridors()
-    receivers = None
-    if transfers.n_parts > 1:
-        receivers = pl.concat(
-            [
-                receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER))).collect()
-                for part, frame in transfers.partitions()
-            ]
-        )
+    if transfers.n_parts > 1 and receivers is None:
+        receivers = pl.concat([owned_receiver_features(frame) for _, frame in transfers.partitions()])
+    if transfers.n_parts == 1:
+        receivers = None  # one partition: pair_table computes them from the same frame
     hits, payers, n_pairs = [], [], 0
     for part, frame in transfers.partitions():
         table = pair_table(frame, corridors, receivers, transfers.owned(SENDER_KEY, part))
@@ -245,11 +250,12 @@ def anomaly_stage(
     rules: list[Any],
     model_ref: str | None,
     models_dir: Path = DEFAULT_MODELS_DIR,
+    receivers: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """Score pairs once; add anomaly candidates of every `anomaly` rule and payer percentiles to all.
 
     Returns (candidates, models used) — the latter for summary.json. Without an anomaly rule the
-    candidates come back unchanged and no model is loaded.
+    candidates come back unchanged and no model is loaded. `receivers`: see score_pairs.
     """
     own = [r for r in rules if r.kind == KIND]
     if not own:
@@ -260,7 +266,7 @@ def anomaly_stage(
     first: ScoredPairs | None = None
     for ref, model in models.items():
         mine = [r for r in own if (model_ref or str(r.params["model"])) == ref]
-        scored = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine))
+        scored = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine), receivers)
         first = first if first is not None else scored
         if scored.hits.height == 0:
             continue
