@@ -189,20 +189,30 @@ def _slices(info: InputFile, rows: int, chunk_rows: int) -> list[tuple[int, int]
 
 
 def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl.DataFrame:
-    """(row index, partition, primary) for every copy of every clean row, by partition then row."""
-    index = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i")
-    copies = [clean.select(index, part_of(pl.col(SENDER_KEY), n_parts).alias("_p"), pl.lit(True).alias(PRIMARY))]
+    """(row index, partition, primary) for every copy of every clean row, by partition then row.
+
+    A row goes to its sender's partition (the primary copy), to its receiver's when that is another
+    one, and to its sender's phone's when that is neither; one sort of a single 64-bit key orders them."""
+    with_phone = "phone" in sides and S.SENDER_PHONE in clean.columns
+    keys = [
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"),
+        part_of(pl.col(SENDER_KEY), n_parts).alias("_s"),
+        part_of(pl.col(RECEIVER_KEY), n_parts).alias("_r"),
+    ]
+    if with_phone:
+        keys.append(part_of(phone_key(), n_parts).alias("_ph"))
+    parts = clean.lazy().select(keys).collect()  # lazy: the phone's digits are computed once
+    copies = [parts.select("_i", pl.col("_s").alias("_p"), pl.lit(True).alias(PRIMARY))]
     if "party" in sides:
-        copies.append(
-            clean.select(index, part_of(pl.col(RECEIVER_KEY), n_parts).alias("_p"), pl.lit(False).alias(PRIMARY))
-        )
-    if "phone" in sides and S.SENDER_PHONE in clean.columns:
-        copies.append(
-            clean.select(index, part_of(phone_key(), n_parts).alias("_p"), pl.lit(False).alias(PRIMARY)).drop_nulls(
-                "_p"
-            )
-        )
-    return pl.concat(copies).unique(["_i", "_p"], keep="first", maintain_order=True).sort("_p", "_i")
+        moved = parts.filter(pl.col("_r") != pl.col("_s"))
+        copies.append(moved.select("_i", pl.col("_r").alias("_p"), pl.lit(False).alias(PRIMARY)))
+    if with_phone:
+        new = pl.col("_ph").is_not_null() & (pl.col("_ph") != pl.col("_s"))
+        if "party" in sides:
+            new = new & (pl.col("_ph") != pl.col("_r"))
+        copies.append(parts.filter(new).select("_i", pl.col("_ph").alias("_p"), pl.lit(False).alias(PRIMARY)))
+    order = (pl.col("_p").cast(pl.UInt64) * (1 << 32) + pl.col("_i").cast(pl.UInt64)).alias("_order")
+    return pl.concat(copies).with_columns(order).sort("_order").drop("_order")
 
 
 def spill_transfers(
@@ -285,14 +295,18 @@ def _spill(
 
 
 def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame, chunk: int) -> None:
+    """Append one slice's copies to their partitions: one gather of every copy (they come sorted by
+    partition), then one Arrow IPC file (lz4) per partition from a zero-copy slice."""
     assert transfers.spill_dir is not None
     if clean.height == 0:
         return
-    for (part,), group in copies.partition_by("_p", as_dict=True, maintain_order=True).items():
-        rows = clean[group["_i"]].with_columns(group[PRIMARY])
+    rows = clean[copies["_i"]].with_columns(copies[PRIMARY])
+    offset = 0
+    for part, n in copies.group_by("_p", maintain_order=True).len().iter_rows():
         path = transfers.spill_dir / f"p{int(part):05d}-c{chunk:06d}.arrow"
-        rows.write_ipc(path, compression="lz4")
+        rows.slice(offset, n).write_ipc(path, compression="lz4")
         transfers.spill_files[int(part)].append(path)
+        offset += n
 
 
 def _counts_of(dups: pl.Series) -> dict[int, int]:
