@@ -149,3 +149,16 @@ def test_possible_match_is_shown_for_review_but_not_used() -> None:
     assert row["official_id"] is None and row["official_confidence"] is None and not row["counterparty_official"]
     assert "The receiver possibly matches listed official Q1 'Somchai Srisuk'" in row["official_text"]
     assert "below the match threshold: for review" in row["official_text"]
+
+
+def test_name_similarity_in_chunks_equals_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs are scored in chunks to bound memory; the scores are exactly those of one piece, in row order."""
+    import followmoney.matching as matching
+
+    names = ["somchai rattanakul", "anan rattanakul", "kyaw min", "min kyaw", "nguyen van an", "sok dara", "a"]
+    pairs = pl.DataFrame({"key_a": [a for a in names for _ in names], "key_b": [b for _ in names for b in names]})
+    whole = matching.name_similarity(pairs)
+    monkeypatch.setattr(matching, "SIMILARITY_CHUNK", 5)
+    chunked = matching.name_similarity(pairs)
+    assert chunked.len() == pairs.height and chunked.to_list() == whole.to_list()
+    assert whole.n_unique() > 3  # real scores, not a constant
