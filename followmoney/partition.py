@@ -228,7 +228,7 @@ def spill_transfers(
 ) -> Transfers:
     """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
     partitions (Arrow IPC, lz4) in a temporary directory under the output directory."""
-    spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=_spill_parent(config)))
+    spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=spill_parent(config)))
     transfers = Transfers(n_parts=n_parts, bad=pl.DataFrame(), scanned={}, spill_files=[[] for _ in range(n_parts)])
     transfers.spill_dir = spill_dir
     try:
@@ -239,8 +239,9 @@ def spill_transfers(
     return transfers
 
 
-def _spill_parent(config: ScanConfig) -> Path:
-    """--spill-dir, else the output directory (or, before it exists, the directory it will be made in)."""
+def spill_parent(config: ScanConfig) -> Path:
+    """Where a scan's temporary files go: --spill-dir, else the output directory (or, before it exists,
+    the directory it will be made in)."""
     if config.spill_dir is not None:
         return config.spill_dir
     target = config.out_dir.resolve()

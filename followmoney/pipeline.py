@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -32,12 +33,13 @@ from followmoney.memory import enforce as enforce_memory
 from followmoney.normalise import FxTable, load_fx, party_keys
 from followmoney.parties import (
     PartyDirectory,
+    directory_slices,
     name_frequencies,
     party_directory,
     party_profiles,
     phone_sharers,
 )
-from followmoney.partition import Transfers, load_in_memory, spill_transfers
+from followmoney.partition import Transfers, load_in_memory, spill_parent, spill_transfers
 from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
@@ -317,15 +319,38 @@ def link_stage(
     entries: pl.DataFrame,
     rules: list[Rule],
     settings: LinkSettings | None = None,
+    directory_slices: int = 1,
 ) -> pl.DataFrame:
     """Link candidates in two passes: first their parties (and the ids sharing their phones) to the lists,
     which decides every rule requirement; then, for the candidates that met them, the transfer graph
     around their parties to known networks. A dump's many candidates that need an official and have
-    none (most fan-ins, most regular payments) never pay for the graph walk or its profiles."""
-    settings = settings or LinkSettings()
+    none (most fan-ins, most regular payments) never pay for the graph walk or its profiles.
+
+    Names and phones come from the party directory, built once (in `directory_slices` passes written
+    to a temporary directory when it would not fit in memory)."""
+    with contextlib.ExitStack() as stack:
+        spill_dir = None
+        if directory_slices > 1 and candidates.height:
+            temp = tempfile.TemporaryDirectory(prefix=".followmoney-directory-", dir=spill_parent(config))
+            spill_dir = Path(stack.enter_context(temp))
+        with step(f"party directory ({directory_slices} pass(es) over names and phones)"):
+            directory = (
+                party_directory(files, config.read, slices=directory_slices, spill_dir=spill_dir)
+                if candidates.height
+                else PartyDirectory.empty()
+            )
+        return _link_with(directory, transfers, candidates, entries, rules, settings or LinkSettings())
+
+
+def _link_with(
+    directory: PartyDirectory,
+    transfers: pl.DataFrame | pl.LazyFrame,
+    candidates: pl.DataFrame,
+    entries: pl.DataFrame,
+    rules: list[Rule],
+    settings: LinkSettings,
+) -> pl.DataFrame:
     named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
-    with step("party directory (one pass over names and phones)"):
-        directory = party_directory(files, config.read) if candidates.height else PartyDirectory.empty()
     with step("screen candidates needing an official"):
         numbered = screen_officials(directory, candidates, entries, rules, settings).with_row_index("_cand_id")
     with step("profiles of candidate parties"):
@@ -474,7 +499,8 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
                 pl.concat(receivers) if receivers else None,
             )
         with timer("link"), progress.stage("linking parties to lists"):
-            linked = link_stage(files, config, transfers.every_row(), candidates, entries, rules, settings)
+            slices = directory_slices(plan.rows, plan.available_bytes)
+            linked = link_stage(files, config, transfers.every_row(), candidates, entries, rules, settings, slices)
             linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     finally:
         spill_bytes = transfers.spill_bytes

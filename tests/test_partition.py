@@ -79,3 +79,27 @@ def test_memory_limit_must_be_a_size(world: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--memory-limit" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_party_directory_in_slices_answers_like_one_piece(world: Path, tmp_path: Path) -> None:
+    """The party directory built in hash slices on disk (a dump too big for one) gives the same
+    profiles, phone sharers and name frequencies as the directory built in one piece."""
+    from followmoney.config import ReadOptions
+    from followmoney.parties import directory_slices, name_frequencies, party_directory, party_profiles, phone_sharers
+    from followmoney.read import inspect_files
+
+    files = inspect_files([world / "transactions.arrow"], ReadOptions())
+    whole = party_directory(files, ReadOptions())
+    sliced = party_directory(files, ReadOptions(), slices=4, spill_dir=tmp_path)
+    assert len(list(tmp_path.glob("directory-*.parquet"))) == 4
+    ids = pl.read_ipc(world / "transactions.arrow")["receiver_id"].unique().sort().head(3000)
+    profiles = party_profiles(whole, ids)
+    assert profiles.height > 2000
+    assert_frame_equal(party_profiles(sliced, ids), profiles)
+    phones = profiles["phones"].explode().drop_nulls()
+    assert phones.len() > 100
+    assert phone_sharers(sliced, phones).to_list() == phone_sharers(whole, phones).to_list()
+    assert_frame_equal(
+        name_frequencies(sliced, profiles).sort("approx_key"), name_frequencies(whole, profiles).sort("approx_key")
+    )
+    assert directory_slices(ROWS, 10**12) == 1 and directory_slices(50_000_000, 8 * 2**30) == 3
