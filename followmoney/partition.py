@@ -303,11 +303,12 @@ def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame
         return
     rows = clean[copies["_i"]].with_columns(copies[PRIMARY])
     offset = 0
-    for part, n in copies.group_by("_p", maintain_order=True).len().iter_rows():
+    sizes = copies.group_by("_p", maintain_order=True).len()  # one row per partition, not per transfer
+    for part, n in zip(sizes["_p"].to_numpy(), sizes["len"].to_numpy(), strict=True):
         path = transfers.spill_dir / f"p{int(part):05d}-c{chunk:06d}.arrow"
         rows.slice(offset, n).write_ipc(path, compression="lz4")
         transfers.spill_files[int(part)].append(path)
-        offset += n
+        offset += int(n)
 
 
 def _counts_of(dups: pl.Series) -> dict[int, int]:
