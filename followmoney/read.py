@@ -484,14 +484,18 @@ def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> In
     return InputError(f"unreadable or corrupt {info.fmt} data ({_short(exc)})", file=info.label)
 
 
+_SMALL_FILE_ROWS = 1_000_000  # read whole by a filtered scan (a block-wise read has a fixed start-up cost)
+
+
 def load_rows(info: InputFile, options: ReadOptions, rows: pl.Series) -> pl.DataFrame:
     """All columns of the given 1-based rows of one file, as text, for the quarantine file.
 
-    Arrow and Parquet files are read one record batch (row group) at a time, only those holding a wanted
-    row, with plain reads (no memory map): a few million quarantined rows of a huge file never bring the
-    whole file into memory. CSV files are filtered as they are scanned."""
+    Arrow and Parquet files of more than _SMALL_FILE_ROWS rows are read one record batch (row group) at a
+    time, only those holding a wanted row, with plain reads (no memory map): a few million quarantined
+    rows of a huge file never bring the whole file into memory. Smaller files and CSV files are filtered
+    as they are scanned."""
     try:
-        if info.fmt == "csv":
+        if info.fmt == "csv" or stored_rows(info) <= _SMALL_FILE_ROWS:
             frame = scan_file(info, options).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
         else:
             frame = _rows_by_block(info, rows)

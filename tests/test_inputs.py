@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from conftest import T0, frame, txn
+from polars.testing import assert_frame_equal
 
 from followmoney import schema as S
 
@@ -240,3 +241,36 @@ def test_party_details_reread_names_the_file_at_fault(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         party_directory(files, ReadOptions())
     assert str(broken) in str(info.value) and str(good) not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Big files give quarantined rows block by block (record batches, row groups); the rows, their
+    numbers and every column's text are those a filtered scan of the whole file gives."""
+    import followmoney.read as read
+    from followmoney.config import ReadOptions
+
+    rows = [txn(f"T{i}", f"C{i % 7}", f"R{i % 5}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(2500)]
+    data = frame(rows).rename({"sender_id": "payer"})  # a mapped column: names come out as the contract's
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "arrow":
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        table = data.to_arrow()
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=300):  # several record batches
+                writer.write_batch(batch)
+    else:
+        data.write_parquet(path, row_group_size=400)
+    options = ReadOptions(column_map={"sender_id": "payer"})
+    info = read.inspect_files([path], options)[0]
+    wanted = pl.Series([1, 2, 299, 300, 301, 777, 1600, 2500, 2500])
+    by_scan = read.load_rows(info, options, wanted)
+    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 0)
+    by_block = read.load_rows(info, options, wanted)
+    assert by_block[S.SOURCE_ROW].to_list() == [1, 2, 299, 300, 301, 777, 1600, 2500]
+    assert "sender_id" in by_block.columns
+    assert_frame_equal(by_block, by_scan)
