@@ -528,6 +528,13 @@ def score_candidates(
     all_pairs = pl.concat([name_pairs, phone_name_pairs]).unique()
     with step(f"name similarity of {all_pairs.height:,} pairs", depth=3):
         all_pairs = all_pairs.with_columns(name_similarity(all_pairs))
+    # A name pair below the review floor matters only to a (party, entry) that shares a phone (its reason
+    # says how the names compare): the rest are dropped before names fan out to every party and entry
+    # using them (at 50M rows that fan-out of ~3M pairs held several GB).
+    floor = pl.col("name_score") >= settings.review_floor
+    all_pairs = pl.concat(
+        [all_pairs.filter(floor), all_pairs.filter(~floor).join(phone_name_pairs, on=["key_a", "key_b"], how="semi")]
+    )
     per_name = (
         p_names.rename({"raw_name": "party_name", "name_key": "key_a"})
         .join(all_pairs, on="key_a")
