@@ -528,10 +528,13 @@ def score_candidates(
     all_pairs = pl.concat([name_pairs, phone_name_pairs]).unique()
     with step(f"name similarity of {all_pairs.height:,} pairs", depth=3):
         all_pairs = all_pairs.with_columns(name_similarity(all_pairs))
-    # A name pair below the review floor matters only to a (party, entry) that shares a phone (its reason
-    # says how the names compare): the rest are dropped before names fan out to every party and entry
-    # using them (at 50M rows that fan-out of ~3M pairs held several GB).
-    floor = pl.col("name_score") >= settings.review_floor
+    # Without a shared phone a pair's confidence is at most its name score, times FUZZY_NAME_ONLY when the
+    # names differ (see `by_name` below). A name pair that cannot reach the review floor that way matters
+    # only to a (party, entry) sharing a phone (its reason says how the names compare): the rest are
+    # dropped before names fan out to every party and entry using them (with a 100k-entry list, 200k
+    # parties fanned out to 14M scored pairs, 8 GB, almost all of them namesakes below the floor).
+    name = pl.col("name_score")
+    floor = pl.when(name >= 1.0).then(name).otherwise(name * FUZZY_NAME_ONLY) >= settings.review_floor
     all_pairs = pl.concat(
         [all_pairs.filter(floor), all_pairs.filter(~floor).join(phone_name_pairs, on=["key_a", "key_b"], how="semi")]
     )
