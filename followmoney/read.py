@@ -526,7 +526,8 @@ def _rows_by_block(info: InputFile, rows: pl.Series) -> pl.DataFrame:
                 batch = batches.get_batch(i)
                 parts.append(_take(batch, wanted, start))
                 start += batch.num_rows
-    empty = _as_frame(schema.empty_table()).with_columns(pl.Series(S.SOURCE_ROW, [], pl.UInt32))
+    empty = _as_frame(schema.empty_table()).select(pl.all().cast(pl.String))  # blocks give text (see _take)
+    empty = empty.with_columns(pl.Series(S.SOURCE_ROW, [], pl.UInt32))
     frame = pl.concat([empty, *(p for p in parts if p.height)], how="vertical_relaxed")
     renames = {src: name for name, src in info.source_names.items() if src != name}
     return frame.rename(renames).select(S.SOURCE_ROW, pl.exclude(S.SOURCE_ROW))
@@ -545,7 +546,10 @@ def _take(block: pa.Table | pa.RecordBatch, wanted: np.ndarray, start: int) -> p
     if local.shape[0] == 0:
         return pl.DataFrame()
     picked = _as_frame(block)[pl.Series(local)]
-    return picked.with_columns(pl.Series(S.SOURCE_ROW, local + start + 1, pl.UInt32))
+    # As text, in new buffers: gathered string views still point into the whole block's buffers, which
+    # would keep every block read so far in memory (the quarantine file is text anyway).
+    fresh = [pl.concat_str([pl.col(c).cast(pl.String), pl.lit("")]).alias(c) for c in picked.columns]
+    return picked.select(fresh).with_columns(pl.Series(S.SOURCE_ROW, local + start + 1, pl.UInt32))
 
 
 def file_sha256(path: Path) -> str:
