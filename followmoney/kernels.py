@@ -7,6 +7,8 @@ rows of group g are `starts[g]:starts[g+1]`, sorted by time within the group.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -409,21 +411,16 @@ def group_slices(starts: np.ndarray, parts: int, min_rows: int = 200_000) -> lis
 def schedule_regularity_threads(
     starts: np.ndarray,
     t_days: np.ndarray,
-    periods: np.ndarray,
-    max_missed: np.int64,
-    max_cv: np.float64,
-    max_period_error: np.float64,
-    jitter_days: np.float64,
-    max_extra_share: np.float64,
+    *args: Any,
     threads: int,
     min_rows: int = 200_000,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """schedule_regularity over runs of groups in `threads` threads (the kernel releases the GIL; groups
-    are independent, so the result is the same as one call); one call below `min_rows` rows."""
+    """schedule_regularity(starts, t_days, *args) over runs of groups in `threads` threads (the kernel
+    releases the GIL; groups are independent, so the result is the same as one call); `args` are the
+    kernel's remaining arguments, passed through. One call below `min_rows` rows."""
     from concurrent.futures import ThreadPoolExecutor
 
     slices = group_slices(starts, threads, min_rows)
-    args = (periods, max_missed, max_cv, max_period_error, jitter_days, max_extra_share)
     if len(slices) == 1:
         return schedule_regularity(starts, t_days, *args)
 
