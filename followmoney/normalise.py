@@ -211,12 +211,16 @@ def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
     return frame.drop("usd_per_unit", strict=False)
 
 
+def has_text(text: pl.Expr) -> pl.Expr:
+    """Not null and not blank (something besides white space), without building stripped copies."""
+    return text.is_not_null() & ~text.str.contains(r"^\s*$").fill_null(True)
+
+
 def _reasons(now: dt.datetime, max_amount_usd: float) -> list[tuple[pl.Expr, pl.Expr | str]]:
     """Every quarantine check: (condition, reason text) pairs, in the order reasons are joined."""
 
     def blank(name: str) -> pl.Expr:
-        c = pl.col(name)
-        return c.is_null() | (c.str.strip_chars() == "")
+        return ~has_text(pl.col(name))
 
     amount = pl.col(S.AMOUNT)
     usd = pl.col(S.AMOUNT_USD)
@@ -294,23 +298,31 @@ def mark_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Add 'duplicate txn_id' to every later occurrence of a txn_id (the frame is in file, row order).
 
     Exact string comparison runs only on rows whose txn_id hash repeats (found by one sort of
-    64-bit hashes), so the common case of unique ids costs a hash and a sort, not a string hash table.
+    64-bit hashes), so the common case of unique ids costs a hash and a sort, not a string hash table;
+    the first-occurrence test and the new reasons are made for those few rows and scattered into place.
     """
     tid = pl.col(S.TXN_ID)
-    present = tid.is_not_null() & (tid.str.strip_chars() != "")
+    present = has_text(tid)
     hashes = frame.select(pl.when(present).then(tid.hash(PARTY_KEY_SEED)).alias("h")).to_series().drop_nulls().sort()
     repeated = hashes.filter(hashes == hashes.shift(1)).unique()
     if repeated.len() == 0:
         return frame
-    suspect = present & tid.hash(PARTY_KEY_SEED).is_in(repeated.implode())
-    dup = suspect & ~tid.is_first_distinct().over(suspect)
     reason = pl.col(S.REASON)
-    return frame.with_columns(
-        pl.when(dup)
-        .then(pl.when(reason.is_null()).then(pl.lit("duplicate txn_id")).otherwise(reason + "; duplicate txn_id"))
-        .otherwise(reason)
-        .alias(S.REASON)
+    later = (
+        frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), tid, reason)
+        .filter(present & tid.hash(PARTY_KEY_SEED).is_in(repeated.implode()))
+        .filter(~tid.is_first_distinct())
+        .select(
+            "_i",
+            pl.when(reason.is_null())
+            .then(pl.lit("duplicate txn_id"))
+            .otherwise(reason + "; duplicate txn_id")
+            .alias(S.REASON),
+        )
     )
+    if later.height == 0:
+        return frame
+    return frame.with_columns(frame[S.REASON].scatter(later["_i"], later[S.REASON]))
 
 
 def party_keys() -> list[pl.Expr]:

@@ -37,6 +37,7 @@ from followmoney.normalise import (
     SENDER_KEY,
     FxTable,
     check_key_collisions,
+    has_text,
     mark_duplicates,
     normalise_file,
     party_keys,
@@ -267,7 +268,7 @@ def _spill(
     bad_parts: list[pl.DataFrame] = []
     scanned = dict.fromkeys(range(len(files)), 0)
     tid = pl.col(S.TXN_ID)
-    present = tid.is_not_null() & (tid.str.strip_chars() != "")
+    present = has_text(tid)
     chunk = 0
     for index, info in enumerate(files):
         for piece in _slices(info, rows_per_file[index], chunk_rows):
