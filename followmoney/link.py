@@ -40,6 +40,7 @@ from followmoney.matching import (
 )
 from followmoney.matching import match_parties as _fuzzy_match
 from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
+from followmoney.screen import phone_tail
 from followmoney.timing import step
 
 __all__ = [
@@ -434,12 +435,6 @@ def attach_links(
     return linked.select(*candidates.columns, *LINK_COLUMNS).cast(LINK_COLUMNS)  # type: ignore[arg-type]
 
 
-def _phone_tail(expr: pl.Expr) -> pl.Expr:
-    """The last 7 digits of a phone: equal E.164 numbers always agree on them (a loose, safe key)."""
-    digits = expr.str.replace_all(r"\D", "")
-    return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-7)).otherwise(None)
-
-
 def could_be_officials(
     profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None
 ) -> pl.Series:
@@ -469,11 +464,11 @@ def could_be_officials(
     tails = (
         profiles.select("party_id", pl.col("phones").alias("t"))
         .explode("t")
-        .select("party_id", _phone_tail(pl.col("t")).alias("t"))
+        .select("party_id", phone_tail(pl.col("t")).alias("t"))
         .drop_nulls()
         .unique()
     )
-    e_tails = officials.select(pl.col("phones").alias("t")).explode("t").select(_phone_tail(pl.col("t")).alias("t"))
+    e_tails = officials.select(pl.col("phones").alias("t")).explode("t").select(phone_tail(pl.col("t")).alias("t"))
     by_phone = tails.join(e_tails.drop_nulls().unique(), on="t", how="semi")
     hits = pl.concat([by_name["party_id"], by_phone["party_id"]]).unique()
     near = tails.join(tails.filter(pl.col("party_id").is_in(hits.implode())).select("t"), on="t", how="semi")

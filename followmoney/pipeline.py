@@ -1,6 +1,6 @@
 """run(config) -> Summary: the only module that knows the stage order.
 
-read -> normalise -> detectors -> link -> score -> write
+read -> normalise -> (official screen) -> detectors -> link -> score -> write
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
 from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies, owned_receiver_features
-from followmoney.detectors.base import OWNER_KEY
+from followmoney.detectors.base import OWNER_KEY, OfficialScreen
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
@@ -43,6 +43,7 @@ from followmoney.partition import Transfers, load_in_memory, spill_parent, spill
 from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
+from followmoney.screen import possible_official_keys
 from followmoney.timing import peak_mib, step
 from followmoney.write import check_out_dir, write_outputs
 
@@ -150,21 +151,36 @@ def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFram
     return frame.select(*first, pl.exclude(*first, S.REASON), S.REASON).sort(first)
 
 
+def official_side(rule: Rule) -> str | None:
+    """Which side of a rule's candidates must be a listed official: "counterparty", "subject" or None."""
+    if rule.requires.get("counterparty_official"):
+        return "counterparty"
+    if rule.requires.get("subject_official"):
+        return "subject"
+    return None
+
+
 def detect(
     transfers: Transfers | pl.DataFrame,
     rules: list[Rule],
     advance: Callable[[int], None],
     also: Callable[[pl.DataFrame], None] | None = None,
+    officials: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Run every rule's detector on every partition, keeping the candidates each partition owns; candidates
     of all rules in one frame (rule_code filled in), in rule order then a canonical order within a rule.
-    `also` is called with each partition's frame (work that needs every partition, done in the same pass)."""
+    `also` is called with each partition's frame (work that needs every partition, done in the same pass).
+    `officials` (screen.possible_official_keys) lets rules that need an official skip every other party."""
     if isinstance(transfers, pl.DataFrame):
         transfers = Transfers(n_parts=1, bad=pl.DataFrame(), scanned={}, memory=transfers)
+    screens = {}
+    for rule in rules:
+        side = official_side(rule)
+        screens[rule.code] = OfficialScreen(side, officials) if side and officials is not None else None
     parts = []
     for part, frame in transfers.partitions():
         for rule in rules:
-            found = DETECTORS[rule.kind]().detect(frame, rule.params)
+            found = DETECTORS[rule.kind]().detect(frame, rule.params, screens[rule.code])
             found = found.filter(transfers.owned(OWNER_KEY, part)).drop(OWNER_KEY)
             parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
         if also is not None:
@@ -239,6 +255,8 @@ def apply_requirements(
             cond = cond & pl.col("official_id").is_not_null() & ~pl.col("counterparty_official").fill_null(False)
         if req.get("subject_or_counterparty_network"):
             cond = cond & (pl.col("network_hops") == 0).fill_null(False)
+        if req.get("subject_or_counterparty_listed"):
+            cond = cond & (pl.col("official_id").is_not_null() | (pl.col("network_hops") == 0).fill_null(False))
         if req.get("min_network_members"):
             cond = cond & (pl.col("_n_members_listed") >= int(req["min_network_members"]))
         if req.get("payers_one_network"):
@@ -311,48 +329,46 @@ def link_candidates(
     return apply_requirements(linked, rules, result.matches.filter(pl.col("status") == "match"), named)
 
 
+@contextlib.contextmanager
+def directory_of(
+    files: list[InputFile], config: ScanConfig, slices: int = 1, needed: bool = True
+) -> Iterator[PartyDirectory]:
+    """The party directory of the input (empty when not `needed`), built once for screening and linking;
+    in `slices` passes written to a temporary directory (removed on exit) when it would not fit in memory."""
+    if not needed:
+        yield PartyDirectory.empty()
+        return
+    with contextlib.ExitStack() as stack:
+        spill_dir = None
+        if slices > 1:
+            temp = tempfile.TemporaryDirectory(prefix=".followmoney-directory-", dir=spill_parent(config))
+            spill_dir = Path(stack.enter_context(temp))
+        with step(f"party directory ({slices} pass(es) over names and phones)"):
+            directory = party_directory(files, config.read, slices=slices, spill_dir=spill_dir)
+        yield directory
+
+
 def link_stage(
-    files: list[InputFile],
-    config: ScanConfig,
+    directory: PartyDirectory,
     transfers: pl.DataFrame | pl.LazyFrame,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     rules: list[Rule],
     settings: LinkSettings | None = None,
-    directory_slices: int = 1,
 ) -> pl.DataFrame:
     """Link candidates in two passes: first their parties (and the ids sharing their phones) to the lists,
     which decides every rule requirement; then, for the candidates that met them, the transfer graph
     around their parties to known networks. A dump's many candidates that need an official and have
     none (most fan-ins, most regular payments) never pay for the graph walk or its profiles.
 
-    Names and phones come from the party directory, built once (in `directory_slices` passes written
-    to a temporary directory when it would not fit in memory)."""
-    with contextlib.ExitStack() as stack:
-        spill_dir = None
-        if directory_slices > 1 and candidates.height:
-            temp = tempfile.TemporaryDirectory(prefix=".followmoney-directory-", dir=spill_parent(config))
-            spill_dir = Path(stack.enter_context(temp))
-        with step(f"party directory ({directory_slices} pass(es) over names and phones)"):
-            directory = (
-                party_directory(files, config.read, slices=directory_slices, spill_dir=spill_dir)
-                if candidates.height
-                else PartyDirectory.empty()
-            )
-        return _link_with(directory, transfers, candidates, entries, rules, settings or LinkSettings())
-
-
-def _link_with(
-    directory: PartyDirectory,
-    transfers: pl.DataFrame | pl.LazyFrame,
-    candidates: pl.DataFrame,
-    entries: pl.DataFrame,
-    rules: list[Rule],
-    settings: LinkSettings,
-) -> pl.DataFrame:
-    named = named_parties(candidates)  # `alone` is judged against every candidate found, screened out or not
+    Names and phones come from the party directory (directory_of)."""
+    settings = settings or LinkSettings()
     with step("screen candidates needing an official"):
-        numbered = screen_officials(directory, candidates, entries, rules, settings).with_row_index("_cand_id")
+        screened = screen_officials(directory, candidates, entries, rules, settings)
+    # `alone` is judged against the candidates that could be reported: those past the official screen (so
+    # the result is the same whether or not detection already skipped parties that cannot be officials).
+    named = named_parties(screened)
+    numbered = screened.with_row_index("_cand_id")
     with step("profiles of candidate parties"):
         seeds = _with_phone_sharers(directory, candidate_party_ids(numbered, member_rules(rules)), settings)
         profiles = party_profiles(directory, seeds)
@@ -476,32 +492,43 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         enforce_memory(plan)
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
         transfers = load_transfers(files, config, fx, rules, plan, advance)
+    slices = directory_slices(plan.rows, plan.available_bytes)
     try:
-        # Partitioned: the anomaly model needs every receiver's features before it scores pairs, so they
-        # are gathered in the detection pass instead of a pass of their own.
-        receivers: list[pl.DataFrame] = []
-        gather = receivers.append if transfers.n_parts > 1 and any(r.kind == ANOMALY_KIND for r in rules) else None
-        with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
-            candidates = detect(
-                transfers,
-                [r for r in rules if r.kind != ANOMALY_KIND],
-                advance,
-                (lambda frame: gather(owned_receiver_features(frame))) if gather else None,
-            )
-        with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
-            # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
-            candidates, models_used = anomaly_stage(
-                transfers,
-                candidates,
-                rules,
-                config.model,
-                config.models_dir,
-                pl.concat(receivers) if receivers else None,
-            )
-        with timer("link"), progress.stage("linking parties to lists"):
-            slices = directory_slices(plan.rows, plan.available_bytes)
-            linked = link_stage(files, config, transfers.every_row(), candidates, entries, rules, settings, slices)
-            linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
+        with contextlib.ExitStack() as stack:
+            # Rules that need an official only look at parties that could be one (screen.py), which takes
+            # the party directory before detection; it is then reused for linking.
+            directory, officials = None, None
+            if any(official_side(r) for r in rules):
+                with timer("screen"), progress.stage("finding parties that could be listed officials"):
+                    directory = stack.enter_context(directory_of(files, config, slices))
+                    officials = possible_official_keys(directory, entries, (settings or LinkSettings()).match)
+            # Partitioned: the anomaly model needs every receiver's features before it scores pairs, so they
+            # are gathered in the detection pass instead of a pass of their own.
+            receivers: list[pl.DataFrame] = []
+            gather = receivers.append if transfers.n_parts > 1 and any(r.kind == ANOMALY_KIND for r in rules) else None
+            with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
+                candidates = detect(
+                    transfers,
+                    [r for r in rules if r.kind != ANOMALY_KIND],
+                    advance,
+                    (lambda frame: gather(owned_receiver_features(frame))) if gather else None,
+                    officials,
+                )
+            with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
+                # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
+                candidates, models_used = anomaly_stage(
+                    transfers,
+                    candidates,
+                    rules,
+                    config.model,
+                    config.models_dir,
+                    pl.concat(receivers) if receivers else None,
+                )
+            with timer("link"), progress.stage("linking parties to lists"):
+                if directory is None:
+                    directory = stack.enter_context(directory_of(files, config, slices, needed=candidates.height > 0))
+                linked = link_stage(directory, transfers.every_row(), candidates, entries, rules, settings)
+                linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     finally:
         spill_bytes = transfers.spill_bytes
         transfers.close()

@@ -35,9 +35,10 @@ REQUIREMENTS: dict[str, type] = {
     "counterparty_official": bool,  # the counterparty matches the officials list
     "subject_official": bool,  # the subject matches the officials list
     "subject_or_counterparty_network": bool,  # subject or counterparty is a listed network member
+    "subject_or_counterparty_listed": bool,  # subject or counterparty is a listed official or network member
     "min_network_members": int,  # at least N of the candidate's member_ids are listed network members
     "payers_one_network": bool,  # a candidate with several member_ids needs two of them in one network
-    "alone": bool,  # kept only if no candidate of another rule names the subject (supporting signals)
+    "alone": bool,  # kept only if no other rule's candidate that could be reported names the subject
 }
 MEMBER_REQUIREMENTS = ("min_network_members", "payers_one_network")  # need evidence column member_ids
 EXAMPLE_KEYS = {"name", "expect", "txns", "officials", "networks", "fx", "phones", "countries", "names"}

@@ -175,3 +175,22 @@ def test_requirements_read_member_networks_from_matches() -> None:
         ("FM190", "Z"),
     ]
     assert sorted(candidate_party_ids(linked).to_list()) == ["A", "B", "C", "D", "OFF", "Q", "Z"]
+
+
+def test_listed_requirement_keeps_only_direct_list_links() -> None:
+    # FM140 is a supporting signal: a round-sum pair reaches the desk only with a listed official or a
+    # listed network member on it, not through a network two transfers away, and never on no list at all.
+    linked = pl.DataFrame(
+        {
+            "rule_code": ["FM140"] * 4,
+            "subject_id": ["OFFICIAL_PAID", "MEMBER", "NEAR", "FAMILY"],
+            "counterparty_id": ["OFF", "B", "C", "MUM"],
+            "counterparty_official": [True, False, False, False],
+            "official_id": ["O1", None, None, None],
+            "network_hops": [None, 0, 2, None],
+        },
+        schema_overrides={"network_hops": pl.Int64},
+    )
+    rules = [_rule("FM140", "round_amounts", alone=True, subject_or_counterparty_listed=True)]
+    kept = apply_requirements(linked, rules)
+    assert kept["subject_id"].to_list() == ["OFFICIAL_PAID", "MEMBER"]

@@ -27,7 +27,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.config import DEFAULT_MODELS_DIR
-from followmoney.detectors.base import OWN_RECEIVER, Detector, Param, owned_rows
+from followmoney.detectors.base import OWN_RECEIVER, Detector, OfficialScreen, Param, owned_rows
 from followmoney.features import pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
@@ -65,7 +65,9 @@ class AnomalousPair(Detector):
         "n_scanned_pairs": pl.Int64(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """Anomalous pairs in `txns` under the model named by params['model'] (from the default models dir)."""
         model = load(str(params["model"]), DEFAULT_MODELS_DIR)
         return anomaly_candidates(txns, model, score_table(model, pair_table(txns, model.corridors())), params)

@@ -28,6 +28,21 @@ class Param:
     choices: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True)
+class OfficialScreen:
+    """A rule's candidates must name a listed official as `side` ("subject" or "counterparty"), and only
+    the parties whose 64-bit keys (normalise.party_keys) are in `keys` can be one (screen.py). A detector
+    that knows which of its parties stands on that side may skip every transfer that cannot make such a
+    candidate; what it still finds must be exactly what it finds without the screen, for those parties."""
+
+    side: str
+    keys: pl.Series  # UInt64, sorted, unique
+
+    def allows(self, key: pl.Expr) -> pl.Expr:
+        """True where a 64-bit party key could belong to an official."""
+        return key.is_in(self.keys.implode())
+
+
 class Detector(ABC):
     """A kind of pattern. Subclasses declare `kind`, `params` and `evidence`, and implement `detect`."""
 
@@ -37,9 +52,12 @@ class Detector(ABC):
     evidence: ClassVar[dict[str, pl.DataType]]  # extra candidate columns, usable in reason templates
 
     @abstractmethod
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """Candidates found in `txns` (clean, normalised transfers) under `params`, each with the
-        OWNER_KEY of the party (or phone) whose transfers it was grouped on."""
+        OWNER_KEY of the party (or phone) whose transfers it was grouped on. With `officials`, a detector
+        may leave out candidates whose required official cannot be one (and the work of finding them)."""
 
     def partition_sides(self, params: dict[str, Any]) -> frozenset[str]:
         """What a partition must hold every transfer of, for this detector's owners: the owner's sends

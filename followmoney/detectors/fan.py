@@ -22,6 +22,7 @@ from followmoney.detectors.base import (
     OWN_SENDER,
     OWNER_KEY,
     Detector,
+    OfficialScreen,
     Param,
     candidate_head,
     group_starts,
@@ -94,7 +95,9 @@ class DistinctInWindow(Detector):
         "repeat_share": pl.Float64(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """One candidate per cluster of qualifying windows."""
         party_kind = str(params["party"])
         distinct_kind = str(params["distinct"])
@@ -108,6 +111,9 @@ class DistinctInWindow(Detector):
         window_us = round(float(params["window_days"]) * _US_PER_DAY)
         own = owned_rows(txns, {"sender": OWN_SENDER, "receiver": OWN_RECEIVER, "sender_phone": OWN_PHONE}[party_kind])
         frame = txns.lazy().filter(own)
+        if officials is not None and officials.side == "subject" and party in _KEYS:
+            # The grouped party is the subject: a party that cannot be an official needs none of its rows.
+            frame = frame.filter(officials.allows(pl.col(_KEYS[party])))
         if party_kind == "sender_phone":
             frame = frame.with_columns(phone_digits(S.SENDER_PHONE).alias(PHONE_KEY))
         # Grouping and counting run on 64-bit keys (ids are only carried along for the candidates).

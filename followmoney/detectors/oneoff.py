@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import Detector, Param, owner_key, ownership
+from followmoney.detectors.base import Detector, OfficialScreen, Param, owner_key, ownership
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 
 
@@ -42,7 +42,9 @@ class OneOffAfterTransfer(Detector):
         "member_ids": pl.List(pl.String()),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """One candidate per qualifying payment."""
         # Windows, joins and semi-joins run on the 64-bit party keys; ids ride along for the evidence.
         base = txns.lazy().select(
@@ -63,6 +65,8 @@ class OneOffAfterTransfer(Detector):
             )
             .collect()
         )
+        if officials is not None and officials.side == "counterparty":
+            payments = payments.filter(officials.allows(pl.col(RECEIVER_KEY)))  # the payment's receiver
         if payments.height == 0:
             return self.empty()
         payers = payments.select(pl.col(SENDER_KEY).unique().alias("_pk"))

@@ -17,6 +17,7 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.detectors.base import (
     Detector,
+    OfficialScreen,
     Param,
     candidate_head,
     group_starts,
@@ -54,7 +55,9 @@ class PoolAndForward(Detector):
         "span_days": pl.Float64(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """One candidate per cluster of pooled receipts that were mostly sent on in time."""
         min_payers = int(params["min_payers"])
         # Grouping, counting and sorting run on the 64-bit party keys (`_pk`, `_ok`); ids ride along.

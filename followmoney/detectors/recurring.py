@@ -23,6 +23,7 @@ from followmoney import schema as S
 from followmoney.detectors.base import (
     OWNER_KEY,
     Detector,
+    OfficialScreen,
     Param,
     candidate_head,
     group_starts,
@@ -41,8 +42,10 @@ ROUTE_TEXT = {
 }
 
 
-def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+def _series(txns: pl.DataFrame, params: dict[str, Any], receivers: pl.Series | None = None) -> pl.DataFrame:
     """Rows of every series to fit, sorted by series then time: (variant, k1, k2, k3, ts, row, row_in).
+
+    With `receivers` (the receiver keys a series may end at), only series paid to those are built.
 
     Only what the schedule fit needs is carried (a dump's small payments are most of it): `row` (the
     payment; for a forwarded series its forwarded leg, whose time and amount make the series) and
@@ -60,8 +63,10 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
     # time keep input order, as `small` is in row order and the sorts are stable.
     cols = ["_variant", "_k1", "_k2", "_k3", S.TS, "_row", "_row_in"]
     no_leg = pl.lit(None, pl.UInt32).alias("_row_in")
+    # A receiver's payments are all kept or all left out, so every kept series is whole.
+    paid = small if receivers is None else small.filter(pl.col(RECEIVER_KEY).is_in(receivers.implode()))
     parts = [
-        small.filter(pl.col("_own_s"))
+        paid.filter(pl.col("_own_s"))
         .filter(pl.len().over(SENDER_KEY, RECEIVER_KEY) >= min_count)
         .sort(SENDER_KEY, RECEIVER_KEY, S.TS, maintain_order=True)
         .select(
@@ -79,7 +84,7 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         # >= 2 distinct payers: the smallest and the largest payer key differ (cheaper than n_unique).
         several = payer.min().over(RECEIVER_KEY) != payer.max().over(RECEIVER_KEY)
         parts.append(
-            small.filter(pl.col("_own_r"))
+            paid.filter(pl.col("_own_r"))
             .filter((pl.len().over(RECEIVER_KEY) >= min_count) & several)
             .sort(RECEIVER_KEY, S.TS, maintain_order=True)
             .select(
@@ -94,7 +99,7 @@ def _series(txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
         )
     forward_days = float(params["forward_days"])
     if forward_days > 0:
-        via = _via_series(small, forward_days, min_count).select(cols)
+        via = _via_series(small, forward_days, min_count, receivers).select(cols)
         parts.append(via.sort("_k1", "_k2", "_k3", S.TS, "_row"))
     return pl.concat(parts).collect()
 
@@ -117,9 +122,14 @@ def _payment_facts(kept: pl.DataFrame, txns: pl.DataFrame) -> pl.DataFrame:
     return kept.hstack(facts)
 
 
-def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.LazyFrame:
+def _via_series(
+    small: pl.LazyFrame, forward_days: float, min_count: int, receivers: pl.Series | None = None
+) -> pl.LazyFrame:
     """Payer -> intermediary legs matched to the intermediary's next send within forward_days (similar amount);
-    one series per (payer, intermediary, receiver), so an intermediary's transfers make it whole."""
+    one series per (payer, intermediary, receiver), so an intermediary's transfers make it whole.
+
+    With `receivers`, only intermediaries that pay one of them are followed (each with all its receipts and
+    sends, as a leg is matched to the intermediary's next send to anyone), and only series ending there kept."""
     # The intermediary owns the series: its receipts (inbound legs) and its sends (outbound legs).
     inbound = (
         small.filter(pl.col("_own_r"))
@@ -144,6 +154,11 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
         )
         .sort("_ts_out")
     )
+    if receivers is not None:
+        mids = small.filter(pl.col(RECEIVER_KEY).is_in(receivers.implode())).select(pl.col(SENDER_KEY).alias("_mid"))
+        mids = mids.unique()
+        inbound = inbound.join(mids, on="_mid", how="semi", maintain_order="left")
+        outbound = outbound.join(mids, on="_mid", how="semi", maintain_order="left")
     joined = inbound.join_asof(
         outbound,
         left_on="_ts_in",
@@ -154,6 +169,8 @@ def _via_series(small: pl.LazyFrame, forward_days: float, min_count: int) -> pl.
         tolerance=f"{round(forward_days * 86_400)}s",
     )
     ratio = pl.col(S.AMOUNT_USD) / pl.col("_amount_in")
+    if receivers is not None:
+        joined = joined.filter(pl.col("_k2").is_in(receivers.implode()))
     return (
         joined.filter(pl.col("_k2").is_not_null() & (pl.col("_k1") != pl.col("_k2")) & ratio.is_between(0.8, 1.05))
         .filter(pl.len().over("_k1", "_k2", "_mid") >= min_count)
@@ -234,10 +251,14 @@ class RecurringPair(Detector):
         "cross_border": pl.Boolean(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """Every series that keeps a schedule with small, stable amounts."""
         min_count = int(params["min_count"])
-        sub = _series(txns, params)
+        # Every series' counterparty is its receiver (a forwarded series': the intermediary's receiver).
+        receivers = officials.keys if officials is not None and officials.side == "counterparty" else None
+        sub = _series(txns, params, receivers)
         if sub.height == 0:
             return self.empty()
         starts = group_starts(sub.select("_variant", "_k1", "_k2", "_k3"))

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from followmoney import schema as S
-from followmoney.detectors.base import OWN_SENDER, Detector, Param, owned_rows, owner_key
+from followmoney.detectors.base import OWN_SENDER, Detector, OfficialScreen, Param, owned_rows, owner_key
 
 
 class RoundAmounts(Detector):
@@ -34,7 +34,9 @@ class RoundAmounts(Detector):
         "currency": pl.String(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """One candidate per qualifying pair."""
         unit = float(params["unit"])
         is_round = ((pl.col(S.AMOUNT) % unit).abs() < 1e-6) & (pl.col(S.AMOUNT) >= float(params["min_amount"]))

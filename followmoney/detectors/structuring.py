@@ -21,6 +21,7 @@ from followmoney.detectors.base import (
     OWN_RECEIVER,
     OWN_SENDER,
     Detector,
+    OfficialScreen,
     Param,
     candidate_head,
     group_starts,
@@ -67,7 +68,9 @@ class NearThresholdWindow(Detector):
         "span_days": pl.Float64(),
     }
 
-    def detect(self, txns: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    def detect(
+        self, txns: pl.DataFrame, params: dict[str, Any], officials: OfficialScreen | None = None
+    ) -> pl.DataFrame:
         """Clusters of under-threshold transfers per party (per side), one candidate per cluster."""
         sides = ["sender", "receiver"] if params["side"] == "both" else [str(params["side"])]
         parts = [self._detect_side(txns, params, side) for side in sides]
