@@ -36,11 +36,10 @@ from followmoney.matching import (
     name_counts_from,
     name_key,
     phone_key,
-    prepare_names,
 )
 from followmoney.matching import match_parties as _fuzzy_match
 from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
-from followmoney.screen import phone_tail
+from followmoney.screen import listed_lookalikes, phone_tail
 from followmoney.timing import step
 
 __all__ = [
@@ -181,12 +180,17 @@ def _match_resolved(
     seed_parties = resolved.filter(pl.col("party_id").is_in(seeds.implode()))["resolved_id"].unique()
     is_seed = pl.col("party_id").is_in(pl.concat([seed_parties, seeds]).implode())
     networks_only = entries.filter(pl.col("list_kind") == "network")
+    rest = pooled.filter(~is_seed)
+    if settings.match.threshold > FUZZY_NAME_ONLY:
+        # The rest only need confirmed network matches (paths start at them; "possible" ones are shown for
+        # an alert's own parties alone), so parties that cannot make one are not fuzzy-matched. Every
+        # party using a phone of an entry passes, so the count of parties sharing such a phone is unchanged.
+        could = listed_lookalikes(rest, networks_only, counts, settings.match.max_name_share)
+        rest = rest.filter(pl.col("party_id").is_in(could.implode()))
     return pl.concat(
         [
             _fuzzy_match(pooled.filter(is_seed), entries, settings.match, include_possible=True, name_counts=counts),
-            _fuzzy_match(
-                pooled.filter(~is_seed), networks_only, settings.match, include_possible=True, name_counts=counts
-            ),
+            _fuzzy_match(rest, networks_only, settings.match, include_possible=True, name_counts=counts),
         ]
     )
 
@@ -436,13 +440,17 @@ def attach_links(
 
 
 def could_be_officials(
-    profiles: pl.DataFrame, entries: pl.DataFrame, settings: MatchSettings | None = None
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    settings: MatchSettings | None = None,
+    name_counts: pl.DataFrame | None = None,
 ) -> pl.Series:
     """Party ids of `profiles` that could match the officials list, and those sharing a phone with one.
 
     A necessary condition, checked exactly and cheaply before any fuzzy matching: a confirmed match
     (confidence >= threshold > FUZZY_NAME_ONLY) needs a phone of the entry, or a name with exactly the
-    entry name's tokens (a fuzzy name alone scores at most FUZZY_NAME_ONLY). A resolved party pools the
+    entry name's tokens (a fuzzy name alone scores at most FUZZY_NAME_ONLY), one that with `name_counts`
+    (the matcher's) few parties use (a common name alone scores at most that too). A resolved party pools the
     names and phones of ids sharing its phone, so those ids pass too. With a threshold at or below
     FUZZY_NAME_ONLY every party passes.
     """
@@ -454,13 +462,8 @@ def could_be_officials(
     if officials.height == 0 or profiles.height == 0:
         return ids.clear()
 
-    def token_set(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
-        named = prepare_names(frame, id_cols)
-        return named.select(*id_cols, pl.col("name_key").str.split(" ").list.unique().list.sort().list.join(" "))
-
-    by_name = token_set(profiles, ["party_id"]).join(
-        token_set(officials, ["list_id"]).select("name_key").unique(), on="name_key", how="semi"
-    )
+    hits = listed_lookalikes(profiles, officials, name_counts, settings.max_name_share)
+    # Ids sharing a phone (by its last 7 digits) with a hit may be resolved into one party with it.
     tails = (
         profiles.select("party_id", pl.col("phones").alias("t"))
         .explode("t")
@@ -468,8 +471,5 @@ def could_be_officials(
         .drop_nulls()
         .unique()
     )
-    e_tails = officials.select(pl.col("phones").alias("t")).explode("t").select(phone_tail(pl.col("t")).alias("t"))
-    by_phone = tails.join(e_tails.drop_nulls().unique(), on="t", how="semi")
-    hits = pl.concat([by_name["party_id"], by_phone["party_id"]]).unique()
     near = tails.join(tails.filter(pl.col("party_id").is_in(hits.implode())).select("t"), on="t", how="semi")
     return pl.concat([hits, near["party_id"]]).unique().sort()

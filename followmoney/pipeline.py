@@ -178,14 +178,24 @@ def detect(
         side = official_side(rule)
         screens[rule.code] = OfficialScreen(side, officials) if side and officials is not None else None
     parts = []
+    seconds = dict.fromkeys([r.code for r in rules], 0.0)
+    read_s = 0.0
+    started = time.perf_counter()
     for part, frame in transfers.partitions():
+        read_s += time.perf_counter() - started
         for rule in rules:
+            started = time.perf_counter()
             found = DETECTORS[rule.kind]().detect(frame, rule.params, screens[rule.code])
             found = found.filter(transfers.owned(OWNER_KEY, part)).drop(OWNER_KEY)
             parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
+            seconds[rule.code] += time.perf_counter() - started
         if also is not None:
+            started = time.perf_counter()
             also(frame)
+            seconds["(receiver features)"] = seconds.get("(receiver features)", 0.0) + time.perf_counter() - started
         advance(1)
+        started = time.perf_counter()
+    _LOG.info("  partitions read: %.1f s; by rule: %s", read_s, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     if not parts:
         return pl.DataFrame(schema=S.CANDIDATE_BASE_SCHEMA)
     order = {rule.code: i for i, rule in enumerate(rules)}
@@ -394,7 +404,7 @@ def screen_officials(
     settings: LinkSettings,
 ) -> pl.DataFrame:
     """Drop candidates of rules that require an official (as counterparty or subject) whose party cannot
-    match one (link.could_be_officials: no official's phone or exact name tokens, themselves or through
+    match one (link.could_be_officials: no official's phone or exact, uncommon name, themselves or through
     an id sharing their phone), before the costly fuzzy matching; the rest come back unchanged."""
     side = {
         r.code: "counterparty_id" if r.requires.get("counterparty_official") else "subject_id"
@@ -408,7 +418,8 @@ def screen_officials(
     screened = pl.col("rule_code").is_in(list(side))
     parties = candidates.filter(screened).select(party.alias("p"))["p"].drop_nulls().unique().sort()
     pool = _with_phone_sharers(directory, parties, settings)
-    possible = could_be_officials(party_profiles(directory, pool), entries, settings.match)
+    profiles = party_profiles(directory, pool)
+    possible = could_be_officials(profiles, entries, settings.match, name_frequencies(directory, profiles))
     return candidates.filter(~screened | party.is_in(possible.implode()).fill_null(False))
 
 

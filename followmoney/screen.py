@@ -2,9 +2,10 @@
 the whole party directory before detection.
 
 A confirmed match to an official (confidence >= threshold > FUZZY_NAME_ONLY) needs one of the entry's
-phones, or a name with exactly the entry name's tokens; a resolved party also pools the names and phones
+phones, or a name with exactly the entry name's tokens that few parties of the input use (a fuzzy or
+common name alone scores at most FUZZY_NAME_ONLY); a resolved party also pools the names and phones
 of the ids sharing its phone. So a party can only be linked to an official when it, or an id sharing
-(the last 7 digits of) one of its phones, has an official's phone or an official's exact name tokens
+(the last 7 digits of) one of its phones, has an official's phone or an official's exact, uncommon name
 (link.could_be_officials applies the same condition to the candidates' parties). Rules that require
 an official skip every other party's transfers: most of a dump's regular payments and fan-ins go to
 people who are on no list, and fitting them would be wasted.
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, name_tokens
+from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, approx_name_key, name_tokens
 from followmoney.normalise import PARTY_KEY_SEED
-from followmoney.parties import PartyDirectory
+from followmoney.parties import PartyDirectory, name_frequencies
 
 _ASCII = r"^[\x00-\x7F]*$"
 _TOKENS = r"[a-z0-9]+"
@@ -58,6 +59,49 @@ def phone_tail(phone: pl.Expr) -> pl.Expr:
     return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-7)).otherwise(None)
 
 
+def _entry_keys(entries: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """(name token sets, phone tails) of list entries: what a confirmed match must share with a party."""
+    names = entries.select(pl.col("names").explode().drop_nulls().unique())["names"]
+    sets = name_token_sets(names)
+    tails = entries.select(phone_tail(pl.col("phones").explode()).alias("t"))["t"].drop_nulls().unique()
+    return sets.filter(sets != "").unique(), tails
+
+
+def _uncommon(names: pl.Series, name_counts: pl.DataFrame, max_name_share: int) -> pl.Series:
+    """The names used by at most `max_name_share` parties (name_counts: approx_key, name_parties; a name
+    not counted counts as one), as the matcher judges them: a common name alone is at most "possible"."""
+    counted = (
+        names.to_frame("n")
+        .with_columns(approx_name_key(pl.col("n")).alias("approx_key"))
+        .join(name_counts, on="approx_key", how="left", maintain_order="left")
+    )
+    return counted.filter(pl.col("name_parties").fill_null(1) <= max_name_share)["n"]
+
+
+def listed_lookalikes(
+    profiles: pl.DataFrame,
+    entries: pl.DataFrame,
+    name_counts: pl.DataFrame | None = None,
+    max_name_share: int = MatchSettings.max_name_share,
+) -> pl.Series:
+    """Party ids of `profiles` (party_id, names, phones) that a confirmed match (a threshold above
+    FUZZY_NAME_ONLY) can be made for: a phone ending in an entry phone's last 7 digits, or a name of
+    exactly an entry name's tokens (a fuzzy name alone scores at most FUZZY_NAME_ONLY) that, with
+    `name_counts` (the matcher's), is not a common name (a common name alone scores at most that too)."""
+    if profiles.height == 0 or entries.height == 0:
+        return pl.Series("party_id", [], dtype=pl.String)
+    entry_sets, entry_tails = _entry_keys(entries)
+    names = profiles.select("party_id", pl.col("names").alias("n")).explode("n").drop_nulls("n")
+    distinct = names["n"].unique()
+    listed_names = distinct.filter(name_token_sets(distinct).is_in(entry_sets.implode()))
+    if name_counts is not None:
+        listed_names = _uncommon(listed_names, name_counts, max_name_share)
+    phones = profiles.select("party_id", pl.col("phones").alias("p")).explode("p").drop_nulls("p")
+    by_name = names.filter(pl.col("n").is_in(listed_names.implode()))["party_id"]
+    by_phone = phones.filter(phone_tail(pl.col("p")).is_in(entry_tails.implode()))["party_id"]
+    return pl.concat([by_name, by_phone]).unique().sort()
+
+
 def possible_official_keys(
     directory: PartyDirectory, entries: pl.DataFrame, settings: MatchSettings | None = None
 ) -> pl.Series | None:
@@ -71,13 +115,12 @@ def possible_official_keys(
     empty = pl.Series("key", [], dtype=pl.UInt64)
     if officials.height == 0:
         return empty
-    official_names = officials.select(pl.col("names").explode().drop_nulls().unique())["names"]
-    official_sets = name_token_sets(official_names)
-    official_sets = official_sets.filter(official_sets != "").unique()
-    official_tails = officials.select(phone_tail(pl.col("phones").explode()).alias("t"))["t"].drop_nulls().unique()
+    official_sets, official_tails = _entry_keys(officials)
     rows = directory.rows
     names = rows.select(pl.col("name").drop_nulls().unique()).collect(engine="streaming")["name"]
     named = names.filter(name_token_sets(names).is_in(official_sets.implode()))
+    # Linking counts how many parties of the whole input use a name the same way (parties.name_frequencies).
+    named = _uncommon(named, name_frequencies(directory, pl.DataFrame({"names": [named]})), settings.max_name_share)
     tails = (
         rows.select(pl.col("phone").drop_nulls().unique())
         .collect(engine="streaming")

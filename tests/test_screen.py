@@ -135,3 +135,34 @@ def test_screened_scan_equals_unscreened_scan(world: Path, tmp_path: Path, monke
     # The screen did cut the work: far fewer regular-payment and official fan-in candidates were built.
     for code in ("FM120", "FM121"):
         assert screened["candidates_per_rule"][code] < unscreened["candidates_per_rule"][code] / 2, code
+
+
+def test_listed_lookalikes_need_exact_tokens_or_a_phone_tail() -> None:
+    entries = _entries([("network", "Vichai Ruangsri", ["Boss V"], ["+66 89 111 2222"])])
+    profiles = pl.DataFrame(
+        {
+            "party_id": ["EXACT", "ALIAS", "FUZZY", "PHONE", "NONE"],
+            "names": [["RUANGSRI Vichai"], ["boss v."], ["Wichai Ruangsee"], ["Someone"], [None]],
+            "phones": [[], [], ["0811113333"], ["089-111-2222"], []],
+        },
+        schema_overrides={"names": pl.List(pl.String), "phones": pl.List(pl.String)},
+    )
+    from followmoney.screen import listed_lookalikes
+
+    assert listed_lookalikes(profiles, entries).to_list() == ["ALIAS", "EXACT", "PHONE"]
+    # A name many parties of the input use is common: alone it can only be "possible", never a match.
+    counts = pl.DataFrame({"approx_key": ["ruangsri vichai", "b boss"], "name_parties": [3, 2]})
+    assert listed_lookalikes(profiles, entries, counts, max_name_share=2).to_list() == ["ALIAS", "PHONE"]
+
+
+def test_link_prefilters_change_no_alert(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the name/phone prefilter (every profiled party fuzzy-matched to both lists) a scan alerts alike."""
+    inputs = world / "transactions.arrow"
+    scan_world(world, inputs, tmp_path / "filtered")
+    monkeypatch.setattr("followmoney.link.listed_lookalikes", lambda profiles, *_: profiles["party_id"].unique())
+    monkeypatch.setattr("followmoney.pipeline.possible_official_keys", lambda *args, **kwargs: None)
+    scan_world(world, inputs, tmp_path / "everyone")
+    for name in ("alerts.parquet", "cases.parquet"):
+        a, b = pl.read_parquet(tmp_path / "filtered" / name), pl.read_parquet(tmp_path / "everyone" / name)
+        assert_frame_equal(a, b, check_exact=True)
+    assert pl.read_parquet(tmp_path / "filtered" / "alerts.parquet")["network_id"].drop_nulls().len() > 10
