@@ -44,6 +44,7 @@ from followmoney.normalise import (
 )
 from followmoney.read import InputFile, load_columns
 
+PHONE_PART = "_phone_part"  # spilled copies: the partition of the sender's phone (null without one)
 PRIMARY = "_primary"  # True on the one copy of a row kept in its sender's partition
 ROW_KEY = "_row_key"  # (file index, row) as one integer: names a row across partitions
 _SPILL_PREFIX = ".followmoney-spill-"
@@ -102,9 +103,11 @@ class Transfers:
             (part_of(pl.col(SENDER_KEY), self.n_parts) == part).alias(OWN_SENDER),
             (part_of(pl.col(RECEIVER_KEY), self.n_parts) == part).alias(OWN_RECEIVER),
         ]
-        if S.SENDER_PHONE in frame.columns:
+        if PHONE_PART in frame.columns:
+            flags.append((pl.col(PHONE_PART) == part).fill_null(False).alias(OWN_PHONE))
+        elif S.SENDER_PHONE in frame.columns:
             flags.append((part_of(phone_key(), self.n_parts) == part).fill_null(False).alias(OWN_PHONE))
-        return frame.drop(PRIMARY).with_columns(flags)
+        return frame.with_columns(flags).drop(PRIMARY, PHONE_PART, strict=False)
 
     def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]:
         """(index, frame) of every non-empty partition."""
@@ -123,7 +126,7 @@ class Transfers:
         lf = pl.scan_ipc(paths).filter(pl.col(PRIMARY))
         if not with_duplicates and self.duplicates is not None and self.duplicates.len():
             lf = lf.filter(~row_key().is_in(self.duplicates.implode()))
-        return lf.drop(PRIMARY)
+        return lf.drop(PRIMARY, PHONE_PART, strict=False)
 
     def owned(self, key: str | pl.Expr, part: int) -> pl.Expr:
         """Condition: the key (a party key column or expression) belongs to partition `part`."""
@@ -203,15 +206,17 @@ def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl
     if with_phone:
         keys.append(part_of(phone_key(), n_parts).alias("_ph"))
     parts = clean.lazy().select(keys).collect()  # lazy: the phone's digits are computed once
-    copies = [parts.select("_i", pl.col("_s").alias("_p"), pl.lit(True).alias(PRIMARY))]
+    # Every copy carries its phone's partition, so reading a partition need not compute phone keys again.
+    phone = [pl.col("_ph").alias(PHONE_PART)] if with_phone else []
+    copies = [parts.select("_i", pl.col("_s").alias("_p"), pl.lit(True).alias(PRIMARY), *phone)]
     if "party" in sides:
         moved = parts.filter(pl.col("_r") != pl.col("_s"))
-        copies.append(moved.select("_i", pl.col("_r").alias("_p"), pl.lit(False).alias(PRIMARY)))
+        copies.append(moved.select("_i", pl.col("_r").alias("_p"), pl.lit(False).alias(PRIMARY), *phone))
     if with_phone:
         new = pl.col("_ph").is_not_null() & (pl.col("_ph") != pl.col("_s"))
         if "party" in sides:
             new = new & (pl.col("_ph") != pl.col("_r"))
-        copies.append(parts.filter(new).select("_i", pl.col("_ph").alias("_p"), pl.lit(False).alias(PRIMARY)))
+        copies.append(parts.filter(new).select("_i", pl.col("_ph").alias("_p"), pl.lit(False).alias(PRIMARY), *phone))
     order = (pl.col("_p").cast(pl.UInt64) * (1 << 32) + pl.col("_i").cast(pl.UInt64)).alias("_order")
     return pl.concat(copies).with_columns(order).sort("_order").drop("_order")
 
@@ -302,7 +307,7 @@ def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame
     assert transfers.spill_dir is not None
     if clean.height == 0:
         return
-    rows = clean[copies["_i"]].with_columns(copies[PRIMARY])
+    rows = clean[copies["_i"]].with_columns(copies.select(pl.exclude("_i", "_p")))
     offset = 0
     sizes = copies.group_by("_p", maintain_order=True).len()  # one row per partition, not per transfer
     for part, n in zip(sizes["_p"].to_numpy(), sizes["len"].to_numpy(), strict=True):

@@ -17,6 +17,7 @@ on the most features at once, then the highest percentile (at most `max_alerts`,
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
 from followmoney.schema import usd_total
+from followmoney.timing import LOG
 
 KIND = "anomaly"
 PERCENTILE = "anomaly_percentile"
@@ -231,12 +233,21 @@ def score_pairs(
     if transfers.n_parts == 1:
         receivers = None  # one partition: pair_table computes them from the same frame
     hits, payers, n_pairs = [], [], 0
+    seconds = {"partitions read": 0.0, "pair features": 0.0, "model scores": 0.0}
+    started = time.perf_counter()
     for part, frame in transfers.partitions():
+        seconds["partitions read"] += time.perf_counter() - started
+        started = time.perf_counter()
         table = pair_table(frame, corridors, receivers, transfers.owned(SENDER_KEY, part))
+        seconds["pair features"] += time.perf_counter() - started
+        started = time.perf_counter()
         scored = score_table(model, table)
         n_pairs += scored.height
         hits.append(scored.filter(pl.col(PERCENTILE) >= floor))
         payers.append(payer_percentiles(scored))
+        seconds["model scores"] += time.perf_counter() - started
+        started = time.perf_counter()
+    LOG.info("  %s pairs: %s", f"{n_pairs:,}", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     if not hits:
         return ScoredPairs(pl.DataFrame(), pl.DataFrame(schema={"subject_id": pl.String, PERCENTILE: pl.Float64}), 0)
     return ScoredPairs(
