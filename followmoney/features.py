@@ -303,19 +303,26 @@ def _velocity(txns: pl.LazyFrame, receipts: pl.LazyFrame) -> pl.LazyFrame:
 def payer_features(txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """One row per sending party (SENDER_KEY) of `txns` with the payer_* features; needs the rarity column.
     `receipts` (default: `txns`) holds the transfers payers received (for the velocity feature)."""
-    base = txns.sort(SENDER_KEY, S.TS).select(
-        pl.col(SENDER_KEY).alias("_party"),
-        week(pl.col(S.TS)).alias("_week"),
-        gaps(pl.col(S.TS), SENDER_KEY).alias("_gap"),
-        S.TS,
-        RECEIVER_KEY,
-        S.AGENT_ID,
-        S.AMOUNT,
-        S.AMOUNT_USD,
-        CORRIDOR,
-        RARITY,
-        is_cross_border().alias("_cross"),
-        local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
+    # Per-row facts first, so the sort moves numbers and category codes, not strings (same order, same values).
+    base = (
+        txns.select(
+            SENDER_KEY,
+            S.TS,
+            RECEIVER_KEY,
+            pl.col(S.AGENT_ID).cast(pl.Categorical),
+            S.AMOUNT,
+            S.AMOUNT_USD,
+            pl.col(CORRIDOR).cast(pl.Categorical),
+            RARITY,
+            is_cross_border().alias("_cross"),
+            local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
+        )
+        .sort(SENDER_KEY, S.TS)
+        .with_columns(
+            pl.col(SENDER_KEY).alias("_party"),
+            week(pl.col(S.TS)).alias("_week"),
+            gaps(pl.col(S.TS), SENDER_KEY).alias("_gap"),
+        )
     )
     weekly = (
         base.group_by("_party", "_week")
@@ -366,10 +373,28 @@ def receiver_features(txns: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, txn count and the pair_* features."""
+    """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, txn count and the pair_* features.
+
+    Most pairs of a dump are a single transfer: their features are that transfer's values, so only the
+    transfers of repeated pairs are sorted and grouped (the features come out the same)."""
     pairs = [SENDER_KEY, RECEIVER_KEY]
-    return (
-        txns.sort(*pairs, S.TS)
+    cols = [*pairs, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT_USD, RARITY]
+    rows = txns.select(cols).with_columns(pl.len().over(pairs).alias("_n"))
+    single = rows.filter(pl.col("_n") == 1).select(
+        *pairs,
+        pl.col(S.SENDER_ID).alias("subject_id"),
+        pl.col(S.RECEIVER_ID).alias("counterparty_id"),
+        pl.col(S.TS).alias("window_start"),
+        pl.col(S.TS).alias("window_end"),
+        pl.lit(1.0).alias("pair_n"),
+        pl.col(S.AMOUNT_USD).alias("pair_usd"),
+        pl.lit(0.0).alias("pair_amount_cv"),  # what cv gives a lone (positive) amount
+        pl.lit(None, pl.Float64).alias("pair_gap_cv"),
+        pl.col(RARITY).cast(pl.Float64).alias("pair_corridor_rarity"),
+    )
+    repeated = (
+        rows.filter(pl.col("_n") > 1)
+        .sort(*pairs, S.TS)
         .with_columns(gaps(pl.col(S.TS), *pairs).alias("_gap"))
         .group_by(*pairs)
         .agg(
@@ -384,6 +409,7 @@ def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
             pl.col(RARITY).mean().alias("pair_corridor_rarity"),
         )
     )
+    return pl.concat([single, repeated], how="vertical_relaxed")
 
 
 def pair_table(
@@ -391,8 +417,10 @@ def pair_table(
     corridors: pl.DataFrame,
     receivers: pl.DataFrame | None = None,
     owned_payers: pl.Expr | None = None,
+    ordered: bool = True,
 ) -> pl.DataFrame:
-    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES).
+    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES),
+    sorted by payer and receiver key (`ordered`; a caller that orders what it keeps may skip the sort).
 
     On one partition of the transfers: `owned_payers` (a condition on SENDER_KEY) keeps the pairs of
     the payers whose every transfer the partition holds, and `receivers` (receiver_features of every
@@ -407,9 +435,8 @@ def pair_table(
         pair_features(sends)
         .join(payer_features(sends, lazy), on=SENDER_KEY, how="left")
         .join(receiving, on=RECEIVER_KEY, how="left")
-        .sort(SENDER_KEY, RECEIVER_KEY)
     )
-    return table.collect()
+    return (table.sort(SENDER_KEY, RECEIVER_KEY) if ordered else table).collect()
 
 
 def feature_matrix(table: pl.DataFrame, fill: np.ndarray, features: tuple[Feature, ...] = FEATURES) -> np.ndarray:
