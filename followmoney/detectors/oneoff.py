@@ -50,9 +50,14 @@ class OneOffAfterTransfer(Detector):
         base = txns.lazy().select(
             S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, SENDER_KEY, RECEIVER_KEY, S.AMOUNT_USD, *ownership(txns)
         )
+        sends = base.filter(pl.col("_own_s"))
+        screened = officials is not None and officials.side == "counterparty"
+        if officials is not None and screened:
+            # Only payers of a possible official can make a candidate; their stats need all their sends.
+            payers_of = sends.filter(officials.allows(pl.col(RECEIVER_KEY))).select(SENDER_KEY).unique()
+            sends = sends.join(payers_of, on=SENDER_KEY, how="semi", maintain_order="left")
         payments = (
-            base.filter(pl.col("_own_s"))
-            .with_columns(
+            sends.with_columns(
                 pl.col(S.AMOUNT_USD).median().over(SENDER_KEY).alias("payer_median_usd"),
                 pl.len().over(SENDER_KEY).alias("_sends"),
                 pl.len().over(SENDER_KEY, RECEIVER_KEY).alias("_pair"),
@@ -65,7 +70,7 @@ class OneOffAfterTransfer(Detector):
             )
             .collect()
         )
-        if officials is not None and officials.side == "counterparty":
+        if officials is not None and screened:
             payments = payments.filter(officials.allows(pl.col(RECEIVER_KEY)))  # the payment's receiver
         if payments.height == 0:
             return self.empty()

@@ -64,7 +64,19 @@ class PoolAndForward(Detector):
         base = txns.lazy().select(
             S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, SENDER_KEY, RECEIVER_KEY, S.AMOUNT_USD, *ownership(txns)
         )
-        inflow = base.filter(pl.col("_own_r")).select(
+        # Parties that can pool and forward (>= min_payers distinct payers in, and some send out), found on
+        # keys alone before any id string is copied: most receivers of a dump never send anything on.
+        pooling = (
+            base.filter(pl.col("_own_r"))
+            .group_by(RECEIVER_KEY)
+            .agg(pl.col(SENDER_KEY).n_unique().alias("_n"))
+            .filter(pl.col("_n") >= min_payers)
+            .select(pl.col(RECEIVER_KEY).alias("_pk"))
+            .join(base.filter(pl.col("_own_s")).select(pl.col(SENDER_KEY).alias("_pk")).unique(), on="_pk", how="semi")
+            .collect()["_pk"]
+            .implode()
+        )
+        inflow = base.filter(pl.col("_own_r") & pl.col(RECEIVER_KEY).is_in(pooling)).select(
             pl.col(RECEIVER_KEY).alias("_pk"),
             pl.col(SENDER_KEY).alias("_ok"),
             pl.col(S.RECEIVER_ID).alias("_party"),
@@ -74,7 +86,7 @@ class PoolAndForward(Detector):
             S.TXN_ID,
             pl.lit(True).alias("_in"),
         )
-        outflow = base.filter(pl.col("_own_s")).select(
+        outflow = base.filter(pl.col("_own_s") & pl.col(SENDER_KEY).is_in(pooling)).select(
             pl.col(SENDER_KEY).alias("_pk"),
             pl.col(RECEIVER_KEY).alias("_ok"),
             pl.col(S.SENDER_ID).alias("_party"),
@@ -84,15 +96,7 @@ class PoolAndForward(Detector):
             S.TXN_ID,
             pl.lit(False).alias("_in"),
         )
-        flows = (
-            pl.concat([inflow, outflow])
-            .filter(
-                (pl.col("_ok").filter(pl.col("_in")).n_unique().over("_pk") >= min_payers)
-                & (~pl.col("_in")).any().over("_pk")
-            )
-            .sort("_pk", S.TS, pl.col("_in").not_(), S.TXN_ID)
-            .collect()
-        )
+        flows = pl.concat([inflow, outflow]).sort("_pk", S.TS, pl.col("_in").not_(), S.TXN_ID).collect()
         if flows.height == 0:
             return self.empty()
         starts = group_starts(flows.select("_pk"))
