@@ -406,14 +406,10 @@ def screen_officials(
     """Drop candidates of rules that require an official (as counterparty or subject) whose party cannot
     match one (link.could_be_officials: no official's phone or exact, uncommon name, themselves or through
     an id sharing their phone), before the costly fuzzy matching; the rest come back unchanged."""
-    side = {
-        r.code: "counterparty_id" if r.requires.get("counterparty_official") else "subject_id"
-        for r in rules
-        if r.requires.get("counterparty_official") or r.requires.get("subject_official")
-    }
+    side = {r.code: official_side(r) for r in rules if official_side(r)}
     if not side or candidates.height == 0:
         return candidates
-    cp_rules = [code for code, col in side.items() if col == "counterparty_id"]
+    cp_rules = [code for code, which in side.items() if which == "counterparty"]
     party = pl.when(pl.col("rule_code").is_in(cp_rules)).then(pl.col("counterparty_id")).otherwise(pl.col("subject_id"))
     screened = pl.col("rule_code").is_in(list(side))
     parties = candidates.filter(screened).select(party.alias("p"))["p"].drop_nulls().unique().sort()
