@@ -439,10 +439,14 @@ def pair_table(
     return (table.sort(SENDER_KEY, RECEIVER_KEY) if ordered else table).collect()
 
 
-def feature_matrix(table: pl.DataFrame, fill: np.ndarray, features: tuple[Feature, ...] = FEATURES) -> np.ndarray:
-    """The model's input: `features` in order, nulls filled with `fill`, log1p where Feature.log."""
+def feature_matrix(
+    table: pl.DataFrame, fill: np.ndarray, features: tuple[Feature, ...] = FEATURES, dtype: type = np.float64
+) -> np.ndarray:
+    """The model's input: `features` in order, nulls filled with `fill`, log1p where Feature.log; a C-ordered
+    matrix of `dtype` (computed in float64, then rounded once: float32 gives what casting the float64
+    matrix would, without that matrix)."""
     cols = []
     for i, f in enumerate(features):
         col = pl.col(f.name).cast(pl.Float64).fill_nan(None).fill_null(float(fill[i]))
-        cols.append(col.log1p() if f.log else col)
-    return np.ascontiguousarray(table.select(cols).to_numpy().astype(np.float64))
+        cols.append((col.log1p() if f.log else col).cast(pl.Float32 if dtype == np.float32 else pl.Float64))
+    return np.ascontiguousarray(table.select(cols).to_numpy(order="c"), dtype=dtype)

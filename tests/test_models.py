@@ -319,3 +319,21 @@ def test_prefilter_keeps_every_top_score_exact(world: pl.DataFrame, trained) -> 
     np.testing.assert_allclose(fast[top], exact[top], rtol=1e-12, atol=0)  # all trees walked (sums regrouped)
     assert np.mean(np.isclose(fast, exact, rtol=1e-12, atol=0)) < 0.5  # most rows stopped after 20 trees
     assert np.corrcoef(fast, exact)[0, 1] > 0.9  # and their estimates stay close
+
+
+def test_float32_matrix_and_score_bound_change_no_score_or_hit(world: pl.DataFrame) -> None:
+    model = load("iforest")
+    table = pair_table(world, model.corridors())
+    wide = feature_matrix(table, model.arrays["fill"], model.features)
+    narrow = feature_matrix(table, model.arrays["fill"], model.features, np.float32)
+    assert narrow.dtype == np.float32 and narrow.flags.c_contiguous
+    np.testing.assert_array_equal(narrow, wide.astype(np.float32))  # one rounding, the same one
+    scores = model.table_scores(table)
+    np.testing.assert_array_equal(scores, model.raw_scores(wide))
+    # Every score whose percentile reaches a floor is at or above score_below(floor), tightly.
+    probe = np.concatenate([scores, model.arrays["score_grid"], np.nextafter(model.arrays["score_grid"], 0)])
+    pct = model.percentiles(probe)
+    for floor in (0.5, 0.9, 0.99, 0.995, 0.998, 0.9995):
+        bound = model.score_below(floor)
+        assert np.all(probe[pct >= floor] >= bound)
+        assert np.any((probe >= bound) & (pct < floor)) or bound == -np.inf  # a bound, not the exact cut

@@ -189,9 +189,28 @@ def anomaly_candidates(
     )
 
 
-def payer_percentiles(scored: pl.DataFrame) -> pl.DataFrame:
-    """Each sending party's highest pair percentile (what the score adds to rule alerts about it)."""
-    return scored.group_by("subject_id").agg(pl.col(PERCENTILE).max())
+def _hits(model: Model, table: pl.DataFrame, scores: np.ndarray, floor: float) -> pl.DataFrame:
+    """The pairs whose percentile reaches `floor`, with score and percentile (only the scores that can
+    reach it are turned into percentiles)."""
+    near = scores >= model.score_below(floor)
+    top = scores[near]
+    return (
+        table.filter(pl.Series(near))
+        .with_columns(pl.Series("anomaly_score", top), pl.Series(PERCENTILE, model.percentiles(top)))
+        .filter(pl.col(PERCENTILE) >= floor)
+    )
+
+
+def _payer_percentiles(model: Model, table: pl.DataFrame, scores: np.ndarray) -> pl.DataFrame:
+    """Each sending party's highest pair percentile (what the score adds to rule alerts about it). A
+    percentile rises with the score, so a payer's highest percentile is its highest score's, grouped on the
+    numeric payer key."""
+    best = (
+        table.select(SENDER_KEY, "subject_id", pl.Series("anomaly_score", scores))
+        .group_by(SENDER_KEY)
+        .agg(pl.col("subject_id").first(), pl.col("anomaly_score").max())
+    )
+    return best.select("subject_id", pl.Series(PERCENTILE, model.percentiles(best["anomaly_score"].to_numpy())))
 
 
 class PartitionedTransfers(Protocol):
@@ -242,10 +261,10 @@ def score_pairs(
         table = pair_table(frame, corridors, receivers, transfers.owned(SENDER_KEY, part), ordered=False)
         seconds["pair features"] += time.perf_counter() - started
         started = time.perf_counter()
-        scored = score_table(model, table)
-        n_pairs += scored.height
-        hits.append(scored.filter(pl.col(PERCENTILE) >= floor))
-        payers.append(payer_percentiles(scored))
+        scores = model.table_scores(table)
+        n_pairs += table.height
+        hits.append(_hits(model, table, scores, floor))
+        payers.append(_payer_percentiles(model, table, scores))
         seconds["model scores"] += time.perf_counter() - started
         started = time.perf_counter()
     LOG.info("  %s pairs: %s", f"{n_pairs:,}", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
