@@ -432,3 +432,73 @@ def schedule_regularity_threads(
     with ThreadPoolExecutor(len(slices)) as pool:
         results = list(pool.map(run, slices))
     return tuple(np.concatenate([r[k] for r in results]) for k in range(7))  # type: ignore[return-value]
+
+
+@njit(cache=True, nogil=True)
+def token_pair_codes(
+    starts_a: np.ndarray, ids_a: np.ndarray, starts_b: np.ndarray, ids_b: np.ndarray, vocab: np.int64
+) -> np.ndarray:
+    """Every (token of a, token of b) of every name pair, coded id_a * vocab + id_b. Pair p's tokens are
+    `ids_a[starts_a[p]:starts_a[p+1]]` and `ids_b[starts_b[p]:starts_b[p+1]]` (ids < vocab)."""
+    n = starts_a.shape[0] - 1
+    total = 0
+    for p in range(n):
+        total += (starts_a[p + 1] - starts_a[p]) * (starts_b[p + 1] - starts_b[p])
+    out = np.empty(total, dtype=np.int64)
+    k = 0
+    for p in range(n):
+        for i in range(starts_a[p], starts_a[p + 1]):
+            base = ids_a[i] * vocab
+            for j in range(starts_b[p], starts_b[p + 1]):
+                out[k] = base + ids_b[j]
+                k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def token_aligned_means(
+    starts_a: np.ndarray,
+    ids_a: np.ndarray,
+    starts_b: np.ndarray,
+    ids_b: np.ndarray,
+    vocab: np.int64,
+    codes: np.ndarray,
+    sims: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per name pair: the mean over a's tokens of each one's best similarity to a token of b, and the same
+    from b's side. `codes` (distinct and sorted, as token_pair_codes) with `sims` gives each token pair's
+    similarity; means add in token order. A side without tokens gets NaN."""
+    # Sorted codes are grouped by a's token: each lookup searches only that token's short run of codes.
+    runs = np.searchsorted(codes, np.arange(vocab + 1) * vocab)
+    n = starts_a.shape[0] - 1
+    mean_a = np.full(n, np.nan)
+    mean_b = np.full(n, np.nan)
+    grid = np.empty(64, dtype=np.float64)
+    for p in range(n):
+        a0, a1, b0, b1 = starts_a[p], starts_a[p + 1], starts_b[p], starts_b[p + 1]
+        na, nb = a1 - a0, b1 - b0
+        if na == 0 or nb == 0:
+            continue
+        if na * nb > grid.shape[0]:
+            grid = np.empty(na * nb, dtype=np.float64)
+        for i in range(na):
+            token = ids_a[a0 + i]
+            lo, hi = runs[token], runs[token + 1]
+            for j in range(nb):
+                code = token * vocab + ids_b[b0 + j]
+                grid[i * nb + j] = sims[lo + np.searchsorted(codes[lo:hi], code)]
+        total = 0.0
+        for i in range(na):
+            best = -1.0
+            for j in range(nb):
+                best = max(best, grid[i * nb + j])
+            total += best
+        mean_a[p] = total / na
+        total = 0.0
+        for j in range(nb):
+            best = -1.0
+            for i in range(na):
+                best = max(best, grid[i * nb + j])
+            total += best
+        mean_b[p] = total / nb
+    return mean_a, mean_b

@@ -36,12 +36,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 
+import numpy as np
 import phonenumbers
 import polars as pl
 from anyascii import anyascii
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
+from followmoney.kernels import token_aligned_means, token_pair_codes
 from followmoney.timing import LOG, step
 
 HONORIFICS = frozenset(
@@ -286,7 +288,7 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, 
     return out.drop_nulls("phone_key").unique()
 
 
-SIMILARITY_CHUNK = 200_000  # name pairs scored at once: their token cross product is built in memory
+SIMILARITY_CHUNK = 500_000  # name pairs scored at once: their token pair codes are built in memory
 
 
 def name_similarity(pairs: pl.DataFrame) -> pl.Series:
@@ -302,53 +304,42 @@ def name_similarity(pairs: pl.DataFrame) -> pl.Series:
 
 
 def _name_similarity(pairs: pl.DataFrame) -> pl.Series:
+    """name_similarity of one chunk. Tokens are numbered over the chunk's vocabulary; each distinct token
+    pair is scored once (Jaro-Winkler, raised to 0.9 for equal phonetic skeletons), and a Numba kernel
+    aligns every name pair's tokens with those scores."""
     if pairs.height == 0:
         return pl.Series("name_score", [], dtype=pl.Float64)
-    indexed = pairs.select("key_a", "key_b").with_row_index("pair")
-
-    def tokens(col: str, tok: str, pos: str) -> pl.DataFrame:
-        split = pl.col(col).str.split(" ")
-        return indexed.select("pair", split.alias(tok), pl.int_ranges(0, split.list.len()).alias(pos)).explode(tok, pos)
-
-    ta, tb = tokens("key_a", "tok_a", "pos_a"), tokens("key_b", "tok_b", "pos_b")
-    cross = ta.join(tb, on="pair")
-    distinct = cross.select("tok_a", "tok_b")  # scoring every token pair is cheaper than deduplicating
+    split_a, split_b = (pairs[k].fill_null("").str.split(" ") for k in ("key_a", "key_b"))
+    tok_a, tok_b = split_a.explode(), split_b.explode()
+    vocab = pl.concat([tok_a, tok_b]).drop_nulls().unique().sort()
+    enum = pl.Enum(vocab)
+    ids_a = tok_a.cast(enum).to_physical().cast(pl.Int64).to_numpy()
+    ids_b = tok_b.cast(enum).to_physical().cast(pl.Int64).to_numpy()
+    starts_a = np.concatenate([[0], split_a.list.len().fill_null(0).cum_sum().cast(pl.Int64).to_numpy()])
+    starts_b = np.concatenate([[0], split_b.list.len().fill_null(0).cum_sum().cast(pl.Int64).to_numpy()])
+    n_vocab = np.int64(vocab.len())
+    codes = pl.Series(token_pair_codes(starts_a, ids_a, starts_b, ids_b, n_vocab)).unique().sort().to_numpy()
+    first, second = codes // n_vocab, codes % n_vocab
     jw = process.cpdist(
-        distinct["tok_a"].to_list(),
-        distinct["tok_b"].to_list(),
+        vocab.gather(first).to_list(),
+        vocab.gather(second).to_list(),
         scorer=JaroWinkler.normalized_similarity,
         workers=-1,
     )
-    tokens_all = pl.concat([distinct["tok_a"], distinct["tok_b"]]).unique().to_frame("tok")
-    skel = tokens_all.with_columns(pl.col("tok").map_elements(skeleton, return_dtype=pl.String).alias("sk"))
-    distinct = (
-        distinct.with_columns(pl.Series("jw", jw))
-        .join(skel.rename({"tok": "tok_a", "sk": "sk_a"}), on="tok_a", how="left")
-        .join(skel.rename({"tok": "tok_b", "sk": "sk_b"}), on="tok_b", how="left")
-        .select(
-            "tok_a",
-            "tok_b",
-            pl.when((pl.col("sk_a") == pl.col("sk_b")) & (pl.col("sk_a").str.len_chars() >= 2))
-            .then(pl.max_horizontal("jw", pl.lit(0.9)))
-            .otherwise(pl.col("jw"))
-            .alias("sim"),
-        )
+    skel = vocab.map_elements(skeleton, return_dtype=pl.String)
+    skel_id = skel.rank("dense").to_numpy()
+    long = (skel.str.len_chars() >= 2).to_numpy()
+    same = (skel_id[first] == skel_id[second]) & long[first]
+    sims = np.where(same, np.maximum(jw, np.float32(0.9)), jw)
+    mean_a, mean_b = token_aligned_means(starts_a, ids_a, starts_b, ids_b, n_vocab, codes, sims)
+    scored = pairs.select(
+        "key_a",
+        "key_b",
+        pl.Series("mean_a", mean_a).cast(pl.Float32).fill_nan(None),
+        pl.Series("mean_b", mean_b).cast(pl.Float32).fill_nan(None),
+        split_a.list.len().cast(pl.Int64).alias("n_a"),
+        split_b.list.len().cast(pl.Int64).alias("n_b"),
     )
-    cross = cross.with_columns(distinct["sim"])
-    best_a = (
-        cross.group_by("pair", "pos_a")
-        .agg(pl.col("sim").max())
-        .group_by("pair")
-        .agg(pl.col("sim").mean().alias("mean_a"), pl.len().cast(pl.Int64).alias("n_a"))
-    )
-    best_b = (
-        cross.group_by("pair", "pos_b")
-        .agg(pl.col("sim").max())
-        .group_by("pair")
-        .agg(pl.col("sim").mean().alias("mean_b"), pl.len().cast(pl.Int64).alias("n_b"))
-    )
-    scored = indexed.join(best_a, on="pair", how="left").join(best_b, on="pair", how="left")
-    # Equal lengths: both directions must align (no token matched twice); else the shorter name's tokens.
     short = (
         pl.when(pl.col("n_a") == pl.col("n_b"))
         .then(pl.min_horizontal("mean_a", "mean_b"))
@@ -362,7 +353,7 @@ def _name_similarity(pairs: pl.DataFrame) -> pl.Series:
         pl.when((pl.min_horizontal("n_a", "n_b") == 1) & (extra > 0)).then(pl.min_horizontal(sim, 0.75)).otherwise(sim)
     )
     sim = pl.when(pl.col("key_a") == pl.col("key_b")).then(1.0).otherwise(sim)
-    return scored.sort("pair").select(sim.clip(0, 1).fill_null(0.0).alias("name_score")).to_series()
+    return scored.select(sim.clip(0, 1).fill_null(0.0).alias("name_score")).to_series()
 
 
 def _script(name: str) -> bool:
