@@ -117,35 +117,24 @@ def possible_official_keys(
         return empty
     official_sets, official_tails = _entry_keys(officials)
     rows = directory.rows
-    names = rows.select(pl.col("name").drop_nulls().unique()).collect(engine="streaming")["name"]
+    names = directory.name_keys["name"]
     named = names.filter(name_token_sets(names).is_in(official_sets.implode()))
     # Linking counts how many parties of the whole input use a name the same way (parties.name_frequencies).
     named = _uncommon(named, name_frequencies(directory, pl.DataFrame({"names": [named]})), settings.max_name_share)
-    tails = (
-        rows.select(pl.col("phone").drop_nulls().unique())
-        .collect(engine="streaming")
-        .with_columns(phone_tail(pl.col("phone")).alias("t"))
-        .drop_nulls("t")
-    )
-    hit_phones = tails.filter(pl.col("t").is_in(official_tails.implode()))["phone"]
+    tail = pl.col("tail7")  # the directory's phone_tail, as a number
     hits = (
-        rows.filter(pl.col("name").is_in(named.implode()) | pl.col("phone").is_in(hit_phones.implode()))
+        rows.filter(pl.col("name").is_in(named.implode()) | tail.is_in(official_tails.cast(pl.UInt32).implode()))
         .select(pl.col("party_id").unique())
         .collect(engine="streaming")["party_id"]
     )
     # Ids sharing a phone (by its last 7 digits) with a hit may be the same person: they pass too.
     hit_tails = (
         rows.filter(pl.col("party_id").is_in(hits.implode()))
-        .select("phone")
-        .collect(engine="streaming")
-        .join(tails, on="phone", how="inner")["t"]
-        .unique()
+        .select(tail.drop_nulls().unique())
+        .collect(engine="streaming")["tail7"]
     )
-    near_phones = tails.filter(pl.col("t").is_in(hit_tails.implode()))["phone"]
     near = (
-        rows.filter(pl.col("phone").is_in(near_phones.implode()))
-        .select(pl.col("party_id").unique())
-        .collect(engine="streaming")["party_id"]
-    )
+        rows.filter(tail.is_in(hit_tails.implode())).select(pl.col("party_id").unique()).collect(engine="streaming")
+    )["party_id"]
     ids = pl.concat([hits, near]).unique()
     return ids.hash(PARTY_KEY_SEED).alias("key").unique().sort()

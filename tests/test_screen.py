@@ -66,7 +66,7 @@ def test_possible_officials_need_exact_name_tokens_or_a_phone() -> None:
             ("network", "Network Boss", [], ["+66 89 999 0000"]),
         ]
     )
-    directory = PartyDirectory(
+    directory = PartyDirectory.of(
         pl.DataFrame(
             {
                 "party_id": ["P_NAME", "P_ORDER", "P_FUZZY", "P_PHONE", "P_SHARES", "P_OTHER", "P_NETWORK", "P_ALIAS"],
