@@ -412,6 +412,13 @@ def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat([single, repeated], how="vertical_relaxed")
 
 
+# The transfer columns pair_table reads.
+PAIR_TABLE_COLUMNS = (
+    SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT, S.AMOUNT_USD, S.AGENT_ID,
+    S.SENDER_COUNTRY, S.RECEIVER_COUNTRY,
+)  # fmt: skip
+
+
 def pair_table(
     txns: pl.DataFrame,
     corridors: pl.DataFrame,
@@ -425,10 +432,8 @@ def pair_table(
     On one partition of the transfers: `owned_payers` (a condition on SENDER_KEY) keeps the pairs of
     the payers whose every transfer the partition holds, and `receivers` (receiver_features of every
     receiver, gathered over all partitions) replaces the receiver features the partition cannot see."""
-    needed = [SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT, S.AMOUNT_USD, S.AGENT_ID]
-    needed += [S.SENDER_COUNTRY, S.RECEIVER_COUNTRY]
     # Materialise the projected rows (with rarity) once: three aggregations read them.
-    lazy = _with_rarity(txns.lazy().select(needed), corridors).collect().lazy()
+    lazy = _with_rarity(txns.lazy().select(PAIR_TABLE_COLUMNS), corridors).collect().lazy()
     sends = lazy if owned_payers is None else lazy.filter(owned_payers)
     receiving = receiver_features(lazy) if receivers is None else receivers.lazy()
     table = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +67,11 @@ def phone_key() -> pl.Expr:
     return pl.when(digits.is_not_null()).then(digits.hash(PARTY_KEY_SEED))
 
 
+# What reading a partition needs beyond a caller's columns: row keys (duplicates), ids and party keys
+# (collision check, ownership flags) and the copy's phone partition.
+_OWN_NEEDS = (S.SOURCE_FILE, S.SOURCE_ROW, S.SENDER_ID, S.RECEIVER_ID, SENDER_KEY, RECEIVER_KEY, PRIMARY, PHONE_PART)
+
+
 @dataclass
 class Transfers:
     """Every clean transfer of a scan: one partition in memory, or `n_parts` partitions of spill files."""
@@ -86,14 +91,18 @@ class Transfers:
         """Clean rows over all files."""
         return sum(self.scanned.values())
 
-    def partition(self, part: int) -> pl.DataFrame:
-        """The transfers of one partition (all of them when in memory), in input order."""
+    def partition(self, part: int, columns: Collection[str] | None = None) -> pl.DataFrame:
+        """The transfers of one partition (all of them when in memory), in input order. `columns` limits
+        what is read from spill files to those a caller needs (besides what ownership flags need)."""
         if self.memory is not None:
             return self.memory
         paths = self.spill_files[part]
         if not paths:
             return pl.DataFrame()
-        frame = _read_spill(paths)
+        wanted = None if columns is None else {*columns, *_OWN_NEEDS}
+        if wanted is not None and PHONE_PART not in pl.read_ipc_schema(paths[0]):
+            wanted.add(S.SENDER_PHONE)  # older spill files: the phone's partition is computed from the phone
+        frame = _read_spill(paths, wanted)
         if self.duplicates is not None and self.duplicates.len():
             frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
         if part not in self.checked:  # colliding ids share a key, so they meet in one partition
@@ -109,10 +118,10 @@ class Transfers:
             flags.append((part_of(phone_key(), self.n_parts) == part).fill_null(False).alias(OWN_PHONE))
         return frame.with_columns(flags).drop(PRIMARY, PHONE_PART, strict=False)
 
-    def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]:
-        """(index, frame) of every non-empty partition."""
+    def partitions(self, columns: Collection[str] | None = None) -> Iterator[tuple[int, pl.DataFrame]]:
+        """(index, frame) of every non-empty partition (see partition for `columns`)."""
         for part in range(self.n_parts):
-            frame = self.partition(part)
+            frame = self.partition(part, columns)
             if frame.height:
                 yield part, frame
 
@@ -140,10 +149,10 @@ class Transfers:
             self.spill_dir = None
 
 
-def _read_spill(paths: list[Path]) -> pl.DataFrame:
+def _read_spill(paths: list[Path], columns: Collection[str] | None = None) -> pl.DataFrame:
     """The rows of spill files, in order: runs of files with one schema are read by one multi-file scan
     (decoded in parallel, 2x faster than file by file), runs of differing files (inputs with other
-    columns) are then stacked by column name."""
+    columns) are then stacked by column name. With `columns`, only those of them a file has are read."""
     runs: list[list[Path]] = []
     schema = None
     for path in paths:
@@ -153,7 +162,12 @@ def _read_spill(paths: list[Path]) -> pl.DataFrame:
         else:
             runs.append([path])
             schema = own
-    frames = [pl.scan_ipc(run).collect() for run in runs]
+    frames = []
+    for run in runs:
+        scan = pl.scan_ipc(run)
+        if columns is not None:
+            scan = scan.select([c for c in scan.collect_schema().names() if c in columns])
+        frames.append(scan.collect())
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -29,7 +29,7 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.config import DEFAULT_MODELS_DIR
 from followmoney.detectors.base import OWN_RECEIVER, Detector, OfficialScreen, Param, owned_rows
-from followmoney.features import pair_table, receiver_features
+from followmoney.features import PAIR_TABLE_COLUMNS, pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
@@ -218,7 +218,7 @@ class PartitionedTransfers(Protocol):
 
     n_parts: int
 
-    def partitions(self) -> Iterator[tuple[int, pl.DataFrame]]: ...
+    def partitions(self, columns: Collection[str] | None = None) -> Iterator[tuple[int, pl.DataFrame]]: ...
 
     def owned(self, key: str | pl.Expr, part: int) -> pl.Expr: ...
 
@@ -248,13 +248,13 @@ def score_pairs(
     is computed here if not given."""
     corridors = model.corridors()
     if transfers.n_parts > 1 and receivers is None:
-        receivers = pl.concat([owned_receiver_features(frame) for _, frame in transfers.partitions()])
+        receivers = pl.concat([owned_receiver_features(frame) for _, frame in transfers.partitions((S.TS,))])
     if transfers.n_parts == 1:
         receivers = None  # one partition: pair_table computes them from the same frame
     hits, payers, n_pairs = [], [], 0
     seconds = {"partitions read": 0.0, "pair features": 0.0, "model scores": 0.0}
     started = time.perf_counter()
-    for part, frame in transfers.partitions():
+    for part, frame in transfers.partitions(PAIR_TABLE_COLUMNS):
         seconds["partitions read"] += time.perf_counter() - started
         started = time.perf_counter()
         # Unordered: the hits kept are sorted below, and a payer's percentile is a maximum.
