@@ -288,7 +288,16 @@ def normalise_file(
     if frame.schema[S.TS] == pl.String:
         frame = _parse_ts(frame, label, assume_tz)
     else:
-        frame = _parse_ts(frame, label, assume_tz).with_columns(pl.col(S.TS).is_not_null().alias("_ts_given"))
+        # Typed values beyond years 1-9999 (a corrupt file's) would overflow the time-zone conversion: such
+        # a value is given but unparsable.
+        beyond = S.beyond_calendar(pl.col(S.TS), frame.schema[S.TS]).fill_null(False)
+        frame = frame.with_columns(beyond.alias("_ts_beyond")).with_columns(
+            pl.when(~pl.col("_ts_beyond")).then(pl.col(S.TS)).alias(S.TS)
+        )
+        frame = _parse_ts(frame, label, assume_tz).with_columns(
+            (pl.col(S.TS).is_not_null() | pl.col("_ts_beyond")).alias("_ts_given")
+        )
+        frame = frame.drop("_ts_beyond")
     frame = _amount_usd(frame, fx)
     frame = _with_reasons(frame, now, max_amount_usd)
     return frame.drop("_ts_given")

@@ -490,18 +490,26 @@ _SMALL_FILE_ROWS = 1_000_000  # read whole by a filtered scan (a block-wise read
 def load_rows(info: InputFile, options: ReadOptions, rows: pl.Series) -> pl.DataFrame:
     """All columns of the given 1-based rows of one file, as text, for the quarantine file.
 
-    Arrow and Parquet files of more than _SMALL_FILE_ROWS rows are read one record batch (row group) at a
-    time, only those holding a wanted row, with plain reads (no memory map): a few million quarantined
-    rows of a huge file never bring the whole file into memory. Smaller files and CSV files are filtered
-    as they are scanned."""
+    Arrow files of more than _SMALL_FILE_ROWS rows are read one record batch at a time with plain reads
+    (a memory-mapped scan would count the whole file as resident); Parquet files are filtered by a
+    streaming scan that copies the wanted rows out as text (10M rows: 1.0 s against 2.4 s block by block);
+    either way a few million quarantined rows of a huge file never bring the whole file into memory.
+    Smaller files and CSV files are filtered as they are scanned."""
     try:
+        wanted = pl.col(S.SOURCE_ROW).is_in(rows.implode())
         if info.fmt == "csv" or stored_rows(info) <= _SMALL_FILE_ROWS:
-            frame = scan_file(info, options).filter(pl.col(S.SOURCE_ROW).is_in(rows.implode())).collect()
+            frame = scan_file(info, options).filter(wanted).collect()
+        elif info.fmt == "parquet":
+            scan = scan_file(info, options).filter(wanted)
+            # New text buffers per batch: filtered string views would keep every decoded batch alive.
+            schema = scan.collect_schema()
+            text = [S.as_text(c, t) for c, t in schema.items() if c != S.SOURCE_ROW]
+            frame = scan.select(S.SOURCE_ROW, *text).collect(engine="streaming").sort(S.SOURCE_ROW)
         else:
             frame = _rows_by_block(info, rows)
     except READ_ERRORS as exc:
         raise _load_error(info, options, exc) from None
-    return frame.with_columns(pl.exclude(S.SOURCE_ROW).cast(pl.String))
+    return frame.with_columns(S.as_text(c, t) for c, t in frame.schema.items() if c != S.SOURCE_ROW)
 
 
 def _rows_by_block(info: InputFile, rows: pl.Series) -> pl.DataFrame:
@@ -548,8 +556,9 @@ def _take(block: pa.Table | pa.RecordBatch, wanted: np.ndarray, start: int) -> p
     picked = _as_frame(block)[pl.Series(local)]
     # As text, in new buffers: gathered string views still point into the whole block's buffers, which
     # would keep every block read so far in memory (the quarantine file is text anyway).
-    fresh = [pl.concat_str([pl.col(c).cast(pl.String), pl.lit("")]).alias(c) for c in picked.columns]
-    return picked.select(fresh).with_columns(pl.Series(S.SOURCE_ROW, local + start + 1, pl.UInt32))
+    return picked.select(S.as_text(c, t) for c, t in picked.schema.items()).with_columns(
+        pl.Series(S.SOURCE_ROW, local + start + 1, pl.UInt32)
+    )
 
 
 def file_sha256(path: Path) -> str:

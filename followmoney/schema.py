@@ -157,3 +157,34 @@ LABEL_SCHEMA: dict[str, pl.DataType] = {
 def usd_total(amounts: pl.Expr) -> pl.Expr:
     """A sum of USD amounts, to the cent, that is the same in any row order (summed as integer cents)."""
     return (amounts * 100).round().cast(pl.Int64).sum().cast(pl.Float64) / 100
+
+
+_SECONDS_YEAR_1, _SECONDS_YEAR_9999_END = -62_135_596_800, 253_402_300_799  # since the epoch
+_DAYS_YEAR_1, _DAYS_YEAR_9999_END = -719_162, 2_932_896
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def beyond_calendar(ts: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """True for a typed timestamp or date outside the years 1-9999 (False for text: parsing judges it)."""
+    if isinstance(dtype, pl.Datetime):
+        per_second = {"ns": 10**9, "us": 10**6, "ms": 10**3}[dtype.time_unit or "us"]
+        lo = max(_I64[0], _SECONDS_YEAR_1 * per_second)
+        hi = min(_I64[1], _SECONDS_YEAR_9999_END * per_second)
+        physical = ts.to_physical()
+        return (physical < lo) | (physical > hi)
+    if dtype == pl.Date:
+        days = ts.to_physical()
+        return (days < _DAYS_YEAR_1) | (days > _DAYS_YEAR_9999_END)
+    return pl.lit(False)
+
+
+def as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column `name` as text in new buffers (for the quarantine file); a timestamp or date beyond the years
+    1-9999, which Polars cannot format, as its raw number."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+        beyond = beyond_calendar(col, dtype)
+        text = pl.coalesce(pl.when(~beyond).then(col).cast(pl.String), col.to_physical().cast(pl.String))
+    else:
+        text = col.cast(pl.String)
+    return pl.concat_str([text, pl.lit("")]).alias(name)

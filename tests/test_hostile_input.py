@@ -168,6 +168,25 @@ def test_date_typed_ts_needs_assume_tz(tmp_path: Path, run_cli) -> None:
     one_line_error(scan(run_cli, path, tmp_path / "o2", "--assume-tz", "Mars/Olympus"), tmp_path / "o2", "Mars/Olympus")
 
 
+@pytest.mark.parametrize("unit", ["ms", "us"])
+def test_typed_timestamps_beyond_year_9999_are_quarantined_not_a_crash(tmp_path: Path, run_cli, unit: str) -> None:
+    """A corrupt typed timestamp (found by the byte-mutation fuzzer: year ~300,000) used to panic Polars'
+    time-zone conversion; it is now an unparsable ts of its row, and the file's other rows scan."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = frame(rows6()).with_columns(pl.col(S.TS).dt.cast_time_unit(unit)).to_arrow()
+    i = table.schema.get_field_index(S.TS)
+    values = table.column(i).cast(pa.int64()).to_pylist()
+    values[2] = 10**16 if unit == "ms" else -(10**18)  # year ~318,857 / year ~-29,719
+    table = table.set_column(i, S.TS, pa.array(values, pa.int64()).cast(table.schema.field(i).type))
+    pq.write_table(table, tmp_path / "t.parquet")
+    ok(scan(run_cli, tmp_path / "t.parquet", tmp_path / "o"))
+    assert counts(tmp_path / "o")["rows_scanned"] == 5
+    quarantine = pl.read_parquet(tmp_path / "o" / "quarantine.parquet")
+    assert quarantine.select(S.SOURCE_ROW, S.REASON).rows() == [(3, "unparsable ts")]
+
+
 def normalise_ts(values: list[str | None], assume_tz: str | None = None) -> pl.DataFrame:
     n = len(values)
     raw = pl.DataFrame(

@@ -247,8 +247,9 @@ def test_party_details_reread_names_the_file_at_fault(tmp_path: Path) -> None:
 def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
-    """Big files give quarantined rows block by block (record batches, row groups); the rows, their
-    numbers and every column's text are those a filtered scan of the whole file gives."""
+    """Big files give quarantined rows block by block (Arrow record batches) or by a streaming scan that
+    copies them out as text (Parquet); the rows, their numbers and every column's text are those a
+    filtered scan of the whole file gives."""
     import followmoney.read as read
     from followmoney.config import ReadOptions
 
