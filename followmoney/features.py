@@ -285,9 +285,13 @@ def _with_rarity(txns: pl.LazyFrame, corridors: pl.DataFrame) -> pl.LazyFrame:
 
 
 def _velocity(txns: pl.LazyFrame, receipts: pl.LazyFrame) -> pl.LazyFrame:
-    """Per payer: share of its sends (in `txns`) made within VELOCITY_HOURS after it received money (`receipts`)."""
-    outs = txns.select(pl.col(SENDER_KEY).alias("_party"), pl.col(S.TS).alias("_t")).sort("_t")
-    ins = receipts.select(pl.col(RECEIVER_KEY).alias("_party"), pl.col(S.TS).alias("_in")).sort("_in")
+    """Per payer that received money: share of its sends (in `txns`) made within VELOCITY_HOURS after it
+    received money (`receipts`). Payers absent from the result received nothing: their share is 0."""
+    outs = txns.select(pl.col(SENDER_KEY).alias("_party"), pl.col(S.TS).alias("_t"))
+    ins = receipts.select(pl.col(RECEIVER_KEY).alias("_party"), pl.col(S.TS).alias("_in"))
+    # Only parties on both sides can match (10M world: a fifth of the rows), so only they are sorted and joined.
+    outs = outs.join(ins.select("_party").unique(), on="_party", how="semi").sort("_t")
+    ins = ins.join(outs.select("_party").unique(), on="_party", how="semi").sort("_in")
     joined = outs.join_asof(
         ins,
         left_on="_t",
@@ -348,6 +352,7 @@ def payer_features(txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None) -> 
         agg.join(weekly, on="_party", how="left")
         .join(_velocity(txns, txns if receipts is None else receipts), on="_party", how="left")
         .with_columns(
+            pl.col("payer_velocity_share").fill_null(0.0),  # every payer here sent; those absent received nothing
             pl.col("payer_receivers_week").cast(pl.Float64),
             (pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"),
         )
