@@ -442,14 +442,18 @@ def link_inputs(
     the whole input use each of their names (a common name alone is weak evidence).
     """
     settings = settings or LinkSettings()
-    seeds = _with_phone_sharers(directory, candidate_party_ids(candidates, members_of), settings)
+    with step("seeds and ids sharing their phones", depth=2):
+        seeds = _with_phone_sharers(directory, candidate_party_ids(candidates, members_of), settings)
     graph = None
     profiled = seeds
     if entries.filter(pl.col("list_kind") == "network").height:
-        graph = neighbourhood(clean, seeds, settings.graph)
+        with step(f"transfer graph around {seeds.len():,} seeds", depth=2):
+            graph = neighbourhood(clean, seeds, settings.graph)
         profiled = pl.concat([seeds, graph.edges["sender_id"], graph.edges["receiver_id"]]).unique().sort()
-    profiles = party_profiles(directory, profiled)
-    return graph, profiles, name_frequencies(directory, profiles), settings
+    with step(f"profiles and name frequencies of {profiled.len():,} parties", depth=2):
+        profiles = party_profiles(directory, profiled)
+        name_counts = name_frequencies(directory, profiles)
+    return graph, profiles, name_counts, settings
 
 
 def candidate_party_ids(candidates: pl.DataFrame, member_rules: Collection[str] | None = None) -> pl.Series:
