@@ -106,8 +106,9 @@ def phone_tail_number(digits: pl.Expr, n: int) -> pl.Expr:
 
 
 def with_phone_tails(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Directory rows with `tail7` and `tail8`: their phone's last 7 and 8 digits as numbers (null when it
-    has fewer). Computed once per distinct directory row, so lookups by phone compare numbers."""
+    """Directory rows with `tail7` (screen.phone_tail) and `tail8` (phone_sharers' key): their phone's last 7
+    and 8 digits as numbers (null when it has fewer). Computed once per distinct directory row, so lookups
+    by phone compare numbers."""
     digits = pl.col("phone").cast(pl.String).str.replace_all(r"\D", "")
     return (
         rows.with_columns(digits.alias("_digits"))

@@ -17,7 +17,7 @@ import polars as pl
 
 from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, approx_name_key, name_tokens
 from followmoney.normalise import PARTY_KEY_SEED
-from followmoney.parties import PartyDirectory, name_frequencies
+from followmoney.parties import PartyDirectory, name_frequencies, phone_tail_number
 
 _ASCII = r"^[\x00-\x7F]*$"
 _TOKENS = r"[a-z0-9]+"
@@ -54,9 +54,9 @@ def name_token_sets(names: pl.Series) -> pl.Series:
 
 
 def phone_tail(phone: pl.Expr) -> pl.Expr:
-    """The last 7 digits of a phone: equal E.164 numbers always agree on them (a loose, safe key)."""
-    digits = phone.str.replace_all(r"\D", "")
-    return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-7)).otherwise(None)
+    """The last 7 digits of a phone, as a number: equal E.164 numbers always agree on them (a loose, safe
+    key; the party directory's `tail7`)."""
+    return phone_tail_number(phone.cast(pl.String).str.replace_all(r"\D", ""), 7)
 
 
 def _entry_keys(entries: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
@@ -121,9 +121,9 @@ def possible_official_keys(
     named = names.filter(name_token_sets(names).is_in(official_sets.implode()))
     # Linking counts how many parties of the whole input use a name the same way (parties.name_frequencies).
     named = _uncommon(named, name_frequencies(directory, pl.DataFrame({"names": [named]})), settings.max_name_share)
-    tail = pl.col("tail7")  # the directory's phone_tail, as a number
+    tail = pl.col("tail7")  # the directory's phone_tail
     hits = (
-        rows.filter(pl.col("name").is_in(named.implode()) | tail.is_in(official_tails.cast(pl.UInt32).implode()))
+        rows.filter(pl.col("name").is_in(named.implode()) | tail.is_in(official_tails.implode()))
         .select(pl.col("party_id").unique())
         .collect(engine="streaming")["party_id"]
     )
