@@ -616,5 +616,29 @@ def model_list(
         _stdout().print(table)
 
 
+def console_main() -> None:
+    """The `followmoney` command: run the CLI, then leave without tearing the interpreter down.
+
+    By the time app() returns, outputs are written and closed; exit handlers (the transcoded CSV copies,
+    logging) still run here, as at a normal exit. What is skipped is Python freeing every object and module
+    of Polars, Numba and SciPy one by one: 0.4 s of every scan (a sample scan took 2.8 s, now 2.4 s)."""
+    import atexit
+
+    try:
+        app()
+        code: int = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message"): Python prints it and exits 1
+            print(exc.code, file=sys.stderr)
+            code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    console_main()

@@ -378,3 +378,49 @@ def test_parse_size() -> None:
     assert parse_size("1000") == 1000
     with pytest.raises(ValueError):
         parse_size("a lot")
+
+
+def test_console_exit_keeps_exit_codes_messages_and_exit_handlers(tmp_path: Path) -> None:
+    """The `followmoney` command leaves with os._exit (no interpreter teardown): exit codes, one-line errors,
+    printed output and atexit handlers (the transcoded CSV copies are removed by one) must survive it."""
+    marker = tmp_path / "handler-ran"
+    prelude = (
+        "import atexit, pathlib, sys\n"
+        "from followmoney import cli\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('ran'))\n"
+    )
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            prelude + "cli.console_main()",
+            "scan",
+            str(tmp_path / "none.arrow"),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and "none.arrow" in one_line(missing.stderr)
+    assert marker.read_text() == "ran"
+    listed = subprocess.run(
+        [sys.executable, "-c", prelude + "cli.console_main()", "rules", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0 and "FM101" in listed.stdout and "FM190" in listed.stdout
+    message = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            prelude + "cli.app.command('boom')(lambda: sys.exit('boom: no'))\ncli.console_main()",
+            "boom",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert message.returncode == 1 and message.stderr.strip() == "boom: no"
