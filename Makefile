@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= out/demo
 
-.PHONY: venv demo test lint typecheck unit bench sample clean
+.PHONY: venv demo test lint typecheck unit fuzz bench sample clean
 
 $(BIN)/followmoney: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ unit: venv
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The property and fuzz tests on new random examples (make test repeats a fixed set).
+fuzz: venv
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/test_hostile_input.py tests/test_kernels.py tests/test_score.py
 
 bench: venv
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from followmoney import schema as S
 from followmoney.cli import app
+
+# `make test` (and CI) runs the property and fuzz tests on the same examples every time, so a run's verdict
+# is reproducible; `make fuzz` (HYPOTHESIS_PROFILE=explore) draws new random examples to look for new bugs.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 
