@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import csv
+import functools
 import glob as globlib
 import hashlib
 import os
@@ -471,10 +472,18 @@ def load_columns(
 
 
 def stored_rows(info: InputFile) -> int:
-    """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only, cheap)."""
-    if info.fmt == "parquet":
-        return int(pq.read_metadata(str(info.path)).num_rows)
-    with pa.OSFile(str(info.path)) as source:
+    """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only), read once per
+    file version: counting an Arrow file's rows visits every batch (0.9 s for a 50M-row file), and a
+    scan in slices checks every slice against it."""
+    stat = info.path.stat()
+    return _declared_rows(str(info.path), info.fmt, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _declared_rows(path: str, fmt: str, size: int, mtime_ns: int) -> int:
+    if fmt == "parquet":
+        return int(pq.read_metadata(path).num_rows)
+    with pa.OSFile(path) as source:
         return int(ipc.open_file(source).count_rows())
 
 
