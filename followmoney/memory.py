@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from followmoney import schema as S
 from followmoney.errors import ConfigError, InputError, ResourceError
-from followmoney.read import READ_ERRORS, InputFile
+from followmoney.read import READ_ERRORS, InputFile, stored_rows
 
 # Peak resident memory of a scan (above the ~0.29 GB the interpreter and libraries take) divided by the
 # estimated size of the loaded columns. Measured with every bundled rule and the anomaly model on a
@@ -150,10 +150,9 @@ def _parquet_payload(info: InputFile, loaded: dict[str, str]) -> tuple[int, int]
 
 
 def _arrow_payload(info: InputFile, loaded: dict[str, str]) -> tuple[int, int]:
+    rows = stored_rows(info)
     with pa.OSFile(str(info.path)) as source:
-        reader = ipc.open_file(source)
-        rows = reader.count_rows()
-        n_columns = len(reader.schema.names)
+        n_columns = len(ipc.open_file(source).schema.names)
     # An uncompressed IPC file is about its in-memory size: share it out by the text columns loaded.
     text = sum(_is_text(info, name) for name in loaded)
     return rows, int(info.path.stat().st_size * text / max(n_columns, 1))

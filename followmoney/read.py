@@ -473,8 +473,10 @@ def load_columns(
 
 def stored_rows(info: InputFile) -> int:
     """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only), read once per
-    file version: counting an Arrow file's rows visits every batch (0.9 s for a 50M-row file), and a
-    scan in slices checks every slice against it."""
+    file version (the memory plan, every slice of a scan in slices and the quarantine pass all ask).
+
+    Arrow: Polars sums the record batch headers' lengths (3 ms for a 50M-row file); pyarrow's count_rows
+    read every batch (0.9 s warm, 15 s for a 7.3 GB input not in the page cache)."""
     stat = info.path.stat()
     return _declared_rows(str(info.path), info.fmt, stat.st_size, stat.st_mtime_ns)
 
@@ -483,8 +485,7 @@ def stored_rows(info: InputFile) -> int:
 def _declared_rows(path: str, fmt: str, size: int, mtime_ns: int) -> int:
     if fmt == "parquet":
         return int(pq.read_metadata(path).num_rows)
-    with pa.OSFile(path) as source:
-        return int(ipc.open_file(source).count_rows())
+    return int(pl.scan_ipc(path).select(pl.len()).collect().item())
 
 
 def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> InputError:
