@@ -33,6 +33,7 @@ from followmoney.matching import (
     MATCH_SCHEMA,
     PARTICLES,
     MatchSettings,
+    PreparedLists,
     name_counts_from,
     name_key,
     phone_key,
@@ -120,7 +121,7 @@ def match_parties(profiles: pl.DataFrame, entries: pl.DataFrame, settings: Match
 
 def link_parties(
     profiles: pl.DataFrame,
-    entries: pl.DataFrame,
+    entries: pl.DataFrame | PreparedLists,
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
     name_counts: pl.DataFrame | None = None,
@@ -135,14 +136,15 @@ def link_parties(
     to the parties an alert can name as an official.
     """
     settings = settings or LinkSettings()
+    lists = entries if isinstance(entries, PreparedLists) else PreparedLists(entries)
     with step(f"resolve {profiles.height:,} profiles", depth=2):
         resolved = resolve_parties(
             profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
         )
         pooled = resolved_profiles(profiles, resolved)
     counts = name_counts if name_counts is not None else name_counts_from(profiles)
-    with step(f"match {pooled.height:,} resolved parties to {entries.height:,} list entries", depth=2):
-        by_party = _match_resolved(pooled, resolved, entries, settings, counts, seeds)
+    with step(f"match {pooled.height:,} resolved parties to {lists.frame.height:,} list entries", depth=2):
+        by_party = _match_resolved(pooled, resolved, lists, settings, counts, seeds)
     # Every raw id of a resolved party carries the party's matches.
     matches = (
         resolved.select("party_id", "resolved_id")
@@ -168,7 +170,7 @@ def link_parties(
 def _match_resolved(
     pooled: pl.DataFrame,
     resolved: pl.DataFrame,
-    entries: pl.DataFrame,
+    lists: PreparedLists,
     settings: LinkSettings,
     counts: pl.DataFrame,
     seeds: pl.Series | None,
@@ -176,10 +178,10 @@ def _match_resolved(
     """Best list entries per resolved party: every list for parties holding a seed (all when no seeds),
     the networks list only for the rest."""
     if seeds is None:
-        return _fuzzy_match(pooled, entries, settings.match, include_possible=True, name_counts=counts)
+        return _fuzzy_match(pooled, lists.every, settings.match, include_possible=True, name_counts=counts)
     seed_parties = resolved.filter(pl.col("party_id").is_in(seeds.implode()))["resolved_id"].unique()
     is_seed = pl.col("party_id").is_in(pl.concat([seed_parties, seeds]).implode())
-    networks_only = entries.filter(pl.col("list_kind") == "network")
+    networks_only = lists.networks.frame
     rest = pooled.filter(~is_seed)
     if settings.match.threshold > FUZZY_NAME_ONLY:
         # The rest only need confirmed network matches (paths start at them; "possible" ones are shown for
@@ -187,10 +189,11 @@ def _match_resolved(
         # party using a phone of an entry passes, so the count of parties sharing such a phone is unchanged.
         could = listed_lookalikes(rest, networks_only, counts, settings.match.max_name_share)
         rest = rest.filter(pl.col("party_id").is_in(could.implode()))
+    seeded = pooled.filter(is_seed)
     return pl.concat(
         [
-            _fuzzy_match(pooled.filter(is_seed), entries, settings.match, include_possible=True, name_counts=counts),
-            _fuzzy_match(rest, networks_only, settings.match, include_possible=True, name_counts=counts),
+            _fuzzy_match(seeded, lists.every, settings.match, include_possible=True, name_counts=counts),
+            _fuzzy_match(rest, lists.networks, settings.match, include_possible=True, name_counts=counts),
         ]
     )
 

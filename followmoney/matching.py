@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -405,27 +405,34 @@ MATCH_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _name_pairs(p_names: pl.DataFrame, e_names: pl.DataFrame, settings: MatchSettings) -> pl.DataFrame:
-    """Distinct (party name key, entry name key) pairs sharing a usable blocking key."""
-    p_keys = p_names.select(pl.col("name_key").unique())
-    e_keys = e_names.select(pl.col("name_key").unique())
+def _with_blocks(names: pl.DataFrame) -> pl.DataFrame:
+    """(name_key, bkey): every blocking key of each distinct name key of `names`."""
+    # Built as two flat lists: one Python call per distinct name, no per-row Series construction.
+    keys: list[str] = []
+    blocks: list[str] = []
+    for key in names["name_key"].unique().to_list():
+        found = block_keys(key)
+        keys.extend([key] * len(found))
+        blocks.extend(found)
+    return pl.DataFrame({"name_key": keys, "bkey": blocks}, schema={"name_key": pl.String, "bkey": pl.String})
 
-    def with_blocks(keys: pl.DataFrame) -> pl.DataFrame:
-        # Built as two flat lists: one Python call per distinct name, no per-row Series construction.
-        names: list[str] = []
-        blocks: list[str] = []
-        for key in keys["name_key"].to_list():
-            found = block_keys(key)
-            names.extend([key] * len(found))
-            blocks.extend(found)
-        return pl.DataFrame({"name_key": names, "bkey": blocks}, schema={"name_key": pl.String, "bkey": pl.String})
 
-    eb = with_blocks(e_keys)
-    size = eb.group_by("bkey").len()
+def entry_blocks(e_names: pl.DataFrame) -> pl.DataFrame:
+    """(name_key, bkey, block_len) of list names: each distinct name key's blocking keys, with how many
+    name keys of the list share the blocking key (a key shared by too many is not used)."""
+    blocks = _with_blocks(e_names)
+    return blocks.join(blocks.group_by("bkey").len("block_len"), on="bkey", how="left")
+
+
+def _name_pairs(
+    p_names: pl.DataFrame, e_names: pl.DataFrame, settings: MatchSettings, e_blocks: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Distinct (party name key, entry name key) pairs sharing a usable blocking key (`e_blocks`: the
+    entries' entry_blocks, when already computed)."""
+    eb = entry_blocks(e_names) if e_blocks is None else e_blocks
     cap = pl.when(pl.col("bkey").str.starts_with("T:")).then(settings.max_rare_token).otherwise(settings.max_block)
-    usable = size.filter(pl.col("len") <= cap).select("bkey")
-    eb = eb.join(usable, on="bkey", how="semi")
-    pb = with_blocks(p_keys).join(usable, on="bkey", how="semi")
+    eb = eb.filter(pl.col("block_len") <= cap).select("name_key", "bkey")
+    pb = _with_blocks(p_names).join(eb.select(pl.col("bkey").unique()), on="bkey", how="semi")
     return (
         pb.join(eb, on="bkey", suffix="_e")
         .select(pl.col("name_key").alias("key_a"), pl.col("name_key_e").alias("key_b"))
@@ -472,9 +479,58 @@ def _prefilter(pairs: pl.DataFrame) -> pl.DataFrame:
     return pairs.filter(pl.Series(ratio) >= 100 * PREFILTER_RATIO)
 
 
+ENTRY_KEYS = ["list_kind", "list_id"]
+
+
+@dataclass(frozen=True)
+class PreparedEntries:
+    """List entries as the matcher compares them, prepared once for every batch of parties matched against
+    them (a scan matches several batches against the same lists; at 100k entries preparing them takes 1 s)."""
+
+    frame: pl.DataFrame  # the entries (lists.ENTRY_SCHEMA)
+    names: pl.DataFrame  # prepare_names: list_kind, list_id, raw_name, name_key
+    blocks: pl.DataFrame  # entry_blocks: name_key, bkey, block_len
+    regions: tuple[str, ...]  # the entries' countries: a local-format phone may belong to any of them
+    phones: pl.DataFrame  # prepare_phones: list_kind, list_id, phone_key
+
+    @classmethod
+    def of(cls, entries: pl.DataFrame | PreparedEntries) -> PreparedEntries:
+        """The prepared form of `entries` (returned as it is when already prepared)."""
+        if isinstance(entries, PreparedEntries):
+            return entries
+        names = prepare_names(entries, ENTRY_KEYS)
+        # Local-format phones may belong to any country the lists know (a migrant's home number).
+        regions = tuple(sorted(set(entries["countries"].explode().drop_nulls().to_list())))
+        return cls(
+            frame=entries,
+            names=names,
+            blocks=entry_blocks(names),
+            regions=regions,
+            phones=prepare_phones(entries, ENTRY_KEYS, regions),
+        )
+
+
+@dataclass(frozen=True)
+class PreparedLists:
+    """The lists of a scan, each way the linker matches against them, prepared on first use and then kept:
+    every list (for the parties an alert can name) and the networks list alone (for the rest of the graph)."""
+
+    frame: pl.DataFrame  # every entry (lists.ENTRY_SCHEMA)
+
+    @cached_property
+    def every(self) -> PreparedEntries:
+        """All entries, prepared."""
+        return PreparedEntries.of(self.frame)
+
+    @cached_property
+    def networks(self) -> PreparedEntries:
+        """The network members' entries alone, prepared."""
+        return PreparedEntries.of(self.frame.filter(pl.col("list_kind") == "network"))
+
+
 def score_candidates(
     profiles: pl.DataFrame,
-    entries: pl.DataFrame,
+    entries: pl.DataFrame | PreparedEntries,
     settings: MatchSettings | None = None,
     name_counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
@@ -486,13 +542,12 @@ def score_candidates(
     """
     settings = settings or MatchSettings()
     name_counts = name_counts if name_counts is not None else name_counts_from(profiles)
-    ekeys = ["list_kind", "list_id"]
+    ekeys = ENTRY_KEYS
+    prepared = PreparedEntries.of(entries)
     p_names = prepare_names(profiles, ["party_id"])
-    e_names = prepare_names(entries, ekeys)
-    # Local-format phones may belong to any country the lists know (a migrant's home number).
-    regions = tuple(sorted(set(entries["countries"].explode().drop_nulls().to_list())))
-    p_phones = prepare_phones(profiles, ["party_id"], regions)
-    e_phones = prepare_phones(entries, ekeys, regions)
+    e_names = prepared.names
+    p_phones = prepare_phones(profiles, ["party_id"], prepared.regions)
+    e_phones = prepared.phones
     share = p_phones.group_by("phone_key").agg(pl.col("party_id").n_unique().alias("share"))
     by_phone = (
         p_phones.join(e_phones, on="phone_key")
@@ -501,7 +556,7 @@ def score_candidates(
         .agg((pl.col("share").min() <= settings.max_phone_share).alias("phone_strong"))
     )
     with step("blocked name pairs", depth=3):
-        blocked = _name_pairs(p_names, e_names, settings)
+        blocked = _name_pairs(p_names, e_names, settings, prepared.blocks)
         name_pairs = _prefilter(blocked)
     LOG.info(
         "      %s party names, %s blocked name pairs, %s after the prefilter",
@@ -557,7 +612,7 @@ def score_candidates(
         pairs.join(p_has, on="party_id", how="left")
         .join(e_has, on=ekeys, how="left")
         .join(profiles.select("party_id", pl.col("countries").alias("p_countries")), on="party_id", how="left")
-        .join(entries.select(*ekeys, pl.col("countries").alias("e_countries")), on=ekeys, how="left")
+        .join(prepared.frame.select(*ekeys, pl.col("countries").alias("e_countries")), on=ekeys, how="left")
     )
     phone_same = pl.col("phone_strong").is_not_null()
     phone_conflict = ~phone_same & pl.col("p_has_phone").fill_null(False) & pl.col("e_has_phone").fill_null(False)
@@ -627,23 +682,26 @@ def _basis(frame: pl.DataFrame, max_share: int) -> pl.Series:
 
 def match_parties(
     profiles: pl.DataFrame,
-    entries: pl.DataFrame,
+    entries: pl.DataFrame | PreparedEntries,
     settings: MatchSettings | None = None,
     *,
     include_possible: bool = False,
     name_counts: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Best list entry per (party, list kind) at or above the threshold (and the review floor if asked)."""
+    """Best list entry per (party, list kind) at or above the threshold (and the review floor if asked).
+    `entries` may come prepared (PreparedEntries.of) when the same lists are matched more than once."""
     settings = settings or MatchSettings()
-    if profiles.height == 0 or entries.height == 0:
+    frame = entries.frame if isinstance(entries, PreparedEntries) else entries
+    if profiles.height == 0 or frame.height == 0:
         return pl.DataFrame(schema=MATCH_SCHEMA)
     if profiles.height > settings.chunk_parties:
         # Parties are independent: match them in slices so memory stays bounded.
         counts = name_counts if name_counts is not None else name_counts_from(profiles)
+        prepared = PreparedEntries.of(entries)
         parts = [
             match_parties(
                 profiles.slice(i, settings.chunk_parties),
-                entries,
+                prepared,
                 settings,
                 include_possible=include_possible,
                 name_counts=counts,
@@ -668,7 +726,7 @@ def match_parties(
     )
     return (
         best.join(
-            entries.select("list_kind", "list_id", "network_id", pl.col("name").alias("entry_name"), "role", "dataset"),
+            frame.select("list_kind", "list_id", "network_id", pl.col("name").alias("entry_name"), "role", "dataset"),
             on=["list_kind", "list_id"],
             how="left",
         )

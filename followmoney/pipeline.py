@@ -28,6 +28,7 @@ from followmoney.detectors.base import OWNER_KEY, OfficialScreen
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
+from followmoney.matching import PreparedLists
 from followmoney.memory import MemoryPlan, plan_memory
 from followmoney.memory import enforce as enforce_memory
 from followmoney.normalise import FxTable, load_fx, party_keys
@@ -320,7 +321,7 @@ def _network_members(frame: pl.DataFrame, matches: pl.DataFrame | None) -> pl.Da
 def link_candidates(
     candidates: pl.DataFrame,
     profiles: pl.DataFrame,
-    entries: pl.DataFrame,
+    entries: pl.DataFrame | PreparedLists,
     rules: list[Rule],
     graph: Neighbourhood | None = None,
     settings: LinkSettings | None = None,
@@ -383,8 +384,9 @@ def link_stage(
         seeds = _with_phone_sharers(directory, candidate_party_ids(numbered, member_rules(rules)), settings)
         profiles = party_profiles(directory, seeds)
         name_counts = name_frequencies(directory, profiles)
+    lists = PreparedLists(entries)  # both passes match against the same lists: prepared once
     with step("match to lists, requirements"):
-        first = link_candidates(numbered, profiles, entries, rules, None, settings, name_counts, named)
+        first = link_candidates(numbered, profiles, lists, rules, None, settings, name_counts, named)
     if entries.filter(pl.col("list_kind") == "network").height == 0:
         return first.drop("_cand_id")  # no graph to walk: the first pass is the answer
     survivors = numbered.filter(pl.col("_cand_id").is_in(first["_cand_id"].implode())).drop("_cand_id")
@@ -393,7 +395,7 @@ def link_stage(
             directory, transfers, survivors, entries, settings, member_rules(rules)
         )
     with step("match and network paths"):
-        return link_candidates(survivors, profiles, entries, rules, graph, settings, name_counts, named)
+        return link_candidates(survivors, profiles, lists, rules, graph, settings, name_counts, named)
 
 
 def screen_officials(

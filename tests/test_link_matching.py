@@ -208,3 +208,33 @@ def test_name_similarity_kernel_matches_its_python_twin() -> None:
     expected = [_similarity_twin(a, b) for a, b in zip(key_a, key_b, strict=True)]
     assert scores == expected
     assert len({round(s, 3) for s in scores}) > 20  # real scores, not a few constants
+
+
+def test_prepared_lists_match_as_the_raw_lists_do() -> None:
+    # A scan prepares the lists once and matches several batches (and chunks) of parties against them:
+    # the answer must be the one the raw lists give.
+    from followmoney.matching import PreparedEntries, PreparedLists
+
+    crowd = profiles(
+        [
+            ("C1", ["Srisuk Somchai"], ["TH"], []),
+            ("C2", ["สมชาย ศรีสุข"], ["TH"], ["089-999-9999"]),
+            ("C3", ["Wichai Ruangsri"], ["TH"], ["+66 81 234 5678"]),
+            ("C4", ["Nguyen Van An"], ["VN"], []),
+            ("C5", ["Somchai Jaidee"], ["TH"], ["+66 80 000 0000"]),  # a namesake of nobody listed
+            ("C6", ["Sok Chan"], ["KH"], ["012 345 678"]),
+        ]
+    )
+    raw = match_parties(crowd, LIST, include_possible=True)
+    assert set(raw["list_id"]) >= {"Q1", "Q2", "Q3", "E1"}
+    prepared = PreparedEntries.of(LIST)
+    assert PreparedEntries.of(prepared) is prepared
+    for _ in range(2):  # reused: preparing must not be consumed by a match
+        assert match_parties(crowd, prepared, include_possible=True).equals(raw)
+    chunked = match_parties(crowd, prepared, MatchSettings(chunk_parties=2), include_possible=True)
+    assert chunked.equals(raw)
+    lists = PreparedLists(LIST)
+    assert set(lists.networks.frame["list_kind"]) == {"network"}
+    assert lists.every is lists.every  # prepared once
+    networks_raw = match_parties(crowd, LIST.filter(pl.col("list_kind") == "network"), include_possible=True)
+    assert match_parties(crowd, lists.networks, include_possible=True).equals(networks_raw)
