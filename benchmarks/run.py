@@ -1,7 +1,7 @@
 """Benchmark followmoney against the floor and its peers, side by side on the same files, in one run.
 
     python benchmarks/run.py --rows 1M,10M            # or: make bench
-    python benchmarks/run.py --rows 50M --skip pandas
+    python benchmarks/run.py --rows 50M --memory-limit 8GiB   # followmoney within the issue's 8 GiB
 
 For each size it generates (and caches under benchmarks/cache/) a synth world, converts it to Parquet
 once, then runs every step in its own subprocess, timing wall clock and reading the child's peak RSS
@@ -66,10 +66,11 @@ def measure(cmd: list[str]) -> dict[str, float]:
     return {"wall_s": round(wall, 3), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def steps(w: Path, out: Path) -> dict[str, list[str]]:
-    """The commands measured, by step name."""
+def steps(w: Path, out: Path, memory_limit: str | None = None) -> dict[str, list[str]]:
+    """The commands measured, by step name (`memory_limit`: followmoney's --memory-limit, if any)."""
     py = [sys.executable, str(HERE / "step.py")]
     parquet = str(w / "transactions.parquet")
+    limit = ["--memory-limit", memory_limit] if memory_limit else []
     scan = [
         str(BIN / "followmoney"),
         "scan",
@@ -78,13 +79,14 @@ def steps(w: Path, out: Path) -> dict[str, list[str]]:
         str(w / "officials.csv"),
         "--networks",
         str(w / "networks.csv"),
+        *limit,
         "--quiet",
     ]
     return {
         "floor": [*py, "floor", parquet],
         "pandas": [*py, "pandas", parquet],
         "duckdb": [*py, "duckdb", parquet],
-        "followmoney_detect": [*py, "detect", parquet],
+        "followmoney_detect": [*py, "detect", parquet, *([memory_limit] if memory_limit else [])],
         "followmoney_two_rules": [*scan, "--select", "FM101,FM120", "--out", str(out / "two")],
         "followmoney_full": [*scan, "--out", str(out / "full")],
     }
@@ -96,6 +98,11 @@ def main() -> None:
     parser.add_argument("--rows", default="1M,10M")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip", default="", help="comma-separated steps to skip (e.g. pandas)")
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="followmoney's --memory-limit for its steps (e.g. 8GiB: the issue's bound at 50M); default: none",
+    )
     args = parser.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     # Warm the Numba cache so no step pays compilation.
@@ -105,7 +112,7 @@ def main() -> None:
         w = world(rows, args.seed)
         out = CACHE / f"out-{rows}"
         row: dict[str, object] = {"rows": rows}
-        for name, cmd in steps(w, out).items():
+        for name, cmd in steps(w, out, args.memory_limit).items():
             if name in skip:
                 continue
             m = measure(cmd)
@@ -118,6 +125,7 @@ def main() -> None:
     payload = {
         "when": stamp,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "memory_limit": args.memory_limit,
         "results": results,
     }
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(payload, indent=2) + "\n")
