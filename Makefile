@@ -36,7 +36,7 @@ fuzz: venv
 
 bench: venv
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python benchmarks/run.py --rows 1M,10M
+	$(BIN)/python benchmarks/run.py --rows 1M,10M --repeat 3
 
 # Regenerate the committed sample world (deterministic).
 sample: venv

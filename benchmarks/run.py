@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -66,6 +67,18 @@ def measure(cmd: list[str]) -> dict[str, float]:
     return {"wall_s": round(wall, 3), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
+def measure_repeated(cmd: list[str], repeat: int) -> dict[str, Any]:
+    """measure() `repeat` times: the median wall time (what ratios use: one run on a shared machine moves by
+    +-10%), every run's wall time, and the highest peak RSS."""
+    runs = [measure(cmd) for _ in range(max(1, repeat))]
+    walls = sorted(r["wall_s"] for r in runs)
+    return {
+        "wall_s": walls[len(walls) // 2],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "runs_wall_s": [r["wall_s"] for r in runs],
+    }
+
+
 def steps(w: Path, out: Path, memory_limit: str | None = None) -> dict[str, list[str]]:
     """The commands measured, by step name (`memory_limit`: followmoney's --memory-limit, if any)."""
     py = [sys.executable, str(HERE / "step.py")]
@@ -98,6 +111,7 @@ def main() -> None:
     parser.add_argument("--rows", default="1M,10M")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip", default="", help="comma-separated steps to skip (e.g. pandas)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; the median wall time is reported")
     parser.add_argument(
         "--memory-limit",
         default=None,
@@ -115,7 +129,7 @@ def main() -> None:
         for name, cmd in steps(w, out, args.memory_limit).items():
             if name in skip:
                 continue
-            m = measure(cmd)
+            m = measure_repeated(cmd, args.repeat)
             row[name] = {**m, "rows_per_s": round(rows / m["wall_s"])}
             print(f"{rows:>11,} {name:<24} {m['wall_s']:>8.2f} s {m['peak_rss_mib']:>9.0f} MiB", flush=True)
         results.append(row)
@@ -126,6 +140,7 @@ def main() -> None:
         "when": stamp,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "memory_limit": args.memory_limit,
+        "repeat": args.repeat,
         "results": results,
     }
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(payload, indent=2) + "\n")
