@@ -347,13 +347,26 @@ def _distinct_sorted(values: pl.Series) -> int:
     return int((ordered != ordered.shift(1)).fill_null(True).sum())
 
 
-def check_key_collisions(clean: pl.DataFrame) -> None:
+def check_key_collisions(
+    clean: pl.DataFrame, sender_rows: pl.Expr | None = None, receiver_rows: pl.Expr | None = None
+) -> None:
     """Stop if two distinct party ids hashed to one key (astronomically rare, but never silent).
 
     A second, independent 64-bit hash is folded with the key: ids that collide on the key differ
-    on the fold, so more distinct folds than keys reveals a collision; numeric sorts only."""
-    ids = pl.concat([clean[S.SENDER_ID], clean[S.RECEIVER_ID]])
-    keys = pl.concat([clean[SENDER_KEY], clean[RECEIVER_KEY]])
+    on the fold, so more distinct folds than keys reveals a collision; numeric sorts only.
+    `sender_rows` / `receiver_rows` (conditions) limit the check to those rows' sender / receiver ids:
+    a partition checks the ids it owns, which hold every use of their keys (each key is checked once,
+    in the partition owning it, not again in every partition a copy of its transfers went to)."""
+    sides = [(S.SENDER_ID, SENDER_KEY, sender_rows), (S.RECEIVER_ID, RECEIVER_KEY, receiver_rows)]
+    used = pl.concat(
+        [
+            clean.lazy()
+            .filter(pl.lit(True) if rows is None else rows)
+            .select(pl.col(id_col).alias("id"), pl.col(key_col).alias("key"))
+            for id_col, key_col, rows in sides
+        ]
+    ).collect()
+    ids, keys = used["id"], used["key"]
     fold = keys * 0x9E3779B97F4A7C15 + ids.hash(PARTY_KEY_SEED + 1)
     if _distinct_sorted(fold) != _distinct_sorted(keys):
         raise InputError("two party ids share a 64-bit hash key; please report this input to the developers")

@@ -105,9 +105,6 @@ class Transfers:
         frame = _read_spill(paths, wanted)
         if self.duplicates is not None and self.duplicates.len():
             frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
-        if part not in self.checked:  # colliding ids share a key, so they meet in one partition
-            check_key_collisions(frame)
-            self.checked.add(part)
         flags = [
             (part_of(pl.col(SENDER_KEY), self.n_parts) == part).alias(OWN_SENDER),
             (part_of(pl.col(RECEIVER_KEY), self.n_parts) == part).alias(OWN_RECEIVER),
@@ -116,7 +113,11 @@ class Transfers:
             flags.append((pl.col(PHONE_PART) == part).fill_null(False).alias(OWN_PHONE))
         elif S.SENDER_PHONE in frame.columns:
             flags.append((part_of(phone_key(), self.n_parts) == part).fill_null(False).alias(OWN_PHONE))
-        return frame.with_columns(flags).drop(PRIMARY, PHONE_PART, strict=False)
+        frame = frame.with_columns(flags).drop(PRIMARY, PHONE_PART, strict=False)
+        if part not in self.checked:  # every use of a key meets in the partition owning it
+            check_key_collisions(frame, pl.col(OWN_SENDER), pl.col(OWN_RECEIVER))
+            self.checked.add(part)
+        return frame
 
     def partitions(self, columns: Collection[str] | None = None) -> Iterator[tuple[int, pl.DataFrame]]:
         """(index, frame) of every non-empty partition (see partition for `columns`)."""
@@ -264,7 +265,11 @@ def spill_transfers(
     advance: Callable[[int], None],
 ) -> Transfers:
     """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
-    partitions (Arrow IPC, lz4) in a temporary directory under the output directory."""
+    partitions (Arrow IPC, lz4) in a temporary directory under the output directory. `sides` always
+    holds "party": every transfer of a party key is in the partition owning it (detectors and the key
+    collision check rely on it), "phone" adds the sender phone's partition."""
+    if "party" not in sides:
+        raise ValueError("spill_transfers needs the 'party' side")
     spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=spill_parent(config)))
     transfers = Transfers(n_parts=n_parts, bad=pl.DataFrame(), scanned={}, spill_files=[[] for _ in range(n_parts)])
     transfers.spill_dir = spill_dir

@@ -224,6 +224,22 @@ def test_key_collision_is_never_silent() -> None:
     with pytest.raises(InputError, match="hash key"):
         check_key_collisions(clash)
     check_key_collisions(clash.with_columns(pl.Series("sender_key", [1, 3, 2], dtype=pl.UInt64)))
+    # A partition checks the ids it owns: the clash is found where both colliding senders are owned, and is
+    # another partition's to find where neither is (their transfers' primary copies live there).
+    own = clash.with_columns(pl.Series("_own_s", [True, True, False]), pl.Series("_own_r", [True, True, True]))
+    with pytest.raises(InputError, match="hash key"):
+        check_key_collisions(own, pl.col("_own_s"), pl.col("_own_r"))
+    check_key_collisions(
+        own.with_columns(pl.Series("_own_s", [False, False, True])), pl.col("_own_s"), pl.col("_own_r")
+    )
+    # Receivers count too: a receiver id colliding with an owned sender's key.
+    cross = clash.with_columns(pl.Series("receiver_key", [2, 6, 7], dtype=pl.UInt64), pl.Series("_own_r", [True] * 3))
+    with pytest.raises(InputError, match="hash key"):
+        check_key_collisions(
+            cross.with_columns(pl.Series("sender_key", [1, 3, 2], dtype=pl.UInt64), pl.Series("_own_s", [True] * 3)),
+            pl.col("_own_s"),
+            pl.col("_own_r"),
+        )
 
 
 def test_party_details_reread_names_the_file_at_fault(tmp_path: Path) -> None:
