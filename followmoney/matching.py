@@ -221,9 +221,10 @@ def _fast_local_keys(exploded: pl.DataFrame) -> pl.DataFrame:
     number pattern) as Polars expressions on that country's distinct numbers, so only numbers not
     valid at home (a migrant's phone from another country, odd formats) go through `phone_keys` one
     by one. A number counts as valid here when, without its national prefix (or a leading country
-    code), it fully matches the country's general national-number pattern."""
-    todo = exploded.filter(pl.col("phone_key").is_null() & pl.col("cc").is_not_null()).select("raw_phone", "cc")
-    todo = todo.unique().with_columns(pl.col("raw_phone").str.replace_all(r"\D", "").alias("_digits"))
+    code), it fully matches the country's general national-number pattern. That reads only the digits
+    (`_digits`), so each distinct (digits, country) is checked once, however many ways it is written."""
+    todo = exploded.filter(pl.col("phone_key").is_null() & pl.col("cc").is_not_null()).select("_digits", "cc")
+    todo = todo.unique()
     found: list[pl.DataFrame] = []
     for (cc,), sub in todo.partition_by("cc", as_dict=True, maintain_order=False).items():
         meta = phonenumbers.PhoneMetadata.metadata_for_region(str(cc).upper())
@@ -240,13 +241,13 @@ def _fast_local_keys(exploded: pl.DataFrame) -> pl.DataFrame:
         valid = [pl.when(r.str.contains(pattern).fill_null(False)).then(r) for r in readings]
         found.append(
             sub.select(
-                "raw_phone", "cc", pl.concat_str(pl.lit("+" + code), pl.coalesce(valid)).alias("_fast")
+                "_digits", "cc", pl.concat_str(pl.lit("+" + code), pl.coalesce(valid)).alias("_fast")
             ).drop_nulls("_fast")
         )
     if not found:
         return exploded
     fast = pl.concat(found)
-    return exploded.join(fast, on=["raw_phone", "cc"], how="left").select(
+    return exploded.join(fast, on=["_digits", "cc"], how="left").select(
         pl.exclude("phone_key", "_fast"), pl.coalesce("phone_key", "_fast").alias("phone_key")
     )
 
@@ -262,8 +263,9 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, 
         .explode("raw_phone")
         .drop_nulls("raw_phone")
     )
+    exploded = exploded.with_columns(pl.col("raw_phone").str.replace_all(r"\D", "").alias("_digits"))
     raw = pl.col("raw_phone").str.strip_chars()
-    digits = pl.col("raw_phone").str.replace_all(r"\D", "")
+    digits = pl.col("_digits")
     intl = (
         pl.when(raw.str.starts_with("+"))
         .then(pl.concat_str(pl.lit("+"), digits))
