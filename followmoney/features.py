@@ -12,6 +12,7 @@ model applies `log1p` to the heavy-tailed ones (`Feature.log`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,9 +305,20 @@ def _velocity(txns: pl.LazyFrame, receipts: pl.LazyFrame) -> pl.LazyFrame:
     return joined.group_by("_party").agg(share(pl.col("_in").is_not_null()).alias("payer_velocity_share"))
 
 
-def payer_features(txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """One row per sending party (SENDER_KEY) of `txns` with the payer_* features; needs the rarity column.
-    `receipts` (default: `txns`) holds the transfers payers received (for the velocity feature)."""
+def _wanted(features: Collection[str] | None, level: str) -> frozenset[str]:
+    """The `level` features among `features` (None: every feature)."""
+    names = FEATURE_NAMES if features is None else features
+    return frozenset(n for n in names if n in FEATURE_BY_NAME and FEATURE_BY_NAME[n].level == level)
+
+
+def payer_features(
+    txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None, features: Collection[str] | None = None
+) -> pl.LazyFrame:
+    """One row per sending party (SENDER_KEY) of `txns` with payer_n and the payer_* features among `features`
+    (default: all); needs the rarity column. `receipts` (default: `txns`) holds the transfers payers received
+    (for the velocity feature). Features nobody asked for are not computed: the weekly distinct receivers and
+    the velocity join cost more than the rest together."""
+    want = _wanted(features, "payer")
     # Per-row facts first, so the sort moves numbers and category codes, not strings (same order, same values).
     base = (
         txns.select(
@@ -328,63 +340,83 @@ def payer_features(txns: pl.LazyFrame, receipts: pl.LazyFrame | None = None) -> 
             gaps(pl.col(S.TS), SENDER_KEY).alias("_gap"),
         )
     )
-    weekly = (
-        base.group_by("_party", "_week")
-        .agg(pl.col(RECEIVER_KEY).n_unique().alias("_rw"), pl.len().alias("_nw"))
-        .group_by("_party")
-        .agg(pl.col("_rw").max().alias("payer_receivers_week"), pl.col("_nw").max().alias("_max_week"))
-    )
-    agg = base.group_by("_party").agg(
+    aggregations = {
+        "payer_usd": pl.col(S.AMOUNT_USD).sum(),
+        "payer_receivers": pl.col(RECEIVER_KEY).n_unique().cast(pl.Float64),
+        "payer_agents": pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Float64),
+        "payer_corridors": pl.col(CORRIDOR).n_unique().cast(pl.Float64),
+        "payer_cross_share": share(pl.col("_cross")),
+        "payer_rare_corridor_share": share(pl.col(RARITY) >= RARE_CORRIDOR),
+        "payer_near_share": share(near_threshold(pl.col(S.AMOUNT_USD))),
+        "payer_round_share": share(is_round(pl.col(S.AMOUNT))),
+        "payer_night_share": share(is_night(pl.col("_local"))),
+        "payer_weekend_share": share(is_weekend(pl.col("_local"))),
+        "payer_gap_cv": gap_cv(pl.col("_gap")),
+    }
+    table = base.group_by("_party").agg(
         pl.len().cast(pl.Float64).alias("payer_n"),
-        pl.col(S.AMOUNT_USD).sum().alias("payer_usd"),
-        pl.col(RECEIVER_KEY).n_unique().cast(pl.Float64).alias("payer_receivers"),
-        pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Float64).alias("payer_agents"),
-        pl.col(CORRIDOR).n_unique().cast(pl.Float64).alias("payer_corridors"),
-        share(pl.col("_cross")).alias("payer_cross_share"),
-        share(pl.col(RARITY) >= RARE_CORRIDOR).alias("payer_rare_corridor_share"),
-        share(near_threshold(pl.col(S.AMOUNT_USD))).alias("payer_near_share"),
-        share(is_round(pl.col(S.AMOUNT))).alias("payer_round_share"),
-        share(is_night(pl.col("_local"))).alias("payer_night_share"),
-        share(is_weekend(pl.col("_local"))).alias("payer_weekend_share"),
-        gap_cv(pl.col("_gap")).alias("payer_gap_cv"),
+        *(expr.alias(name) for name, expr in aggregations.items() if name in want),
     )
-    return (
-        agg.join(weekly, on="_party", how="left")
-        .join(_velocity(txns, txns if receipts is None else receipts), on="_party", how="left")
-        .with_columns(
-            pl.col("payer_velocity_share").fill_null(0.0),  # every payer here sent; those absent received nothing
-            pl.col("payer_receivers_week").cast(pl.Float64),
-            (pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"),
+    finish = []
+    if want & {"payer_receivers_week", "payer_burst_share"}:
+        per_week = [pl.len().alias("_nw")]
+        if "payer_receivers_week" in want:
+            per_week.append(pl.col(RECEIVER_KEY).n_unique().alias("_rw"))
+        weekly = (
+            base.group_by("_party", "_week")
+            .agg(per_week)
+            .group_by("_party")
+            .agg(
+                pl.col("_nw").max().alias("_max_week"),
+                *([pl.col("_rw").max().alias("payer_receivers_week")] if "payer_receivers_week" in want else []),
+            )
         )
-        .drop("_max_week")
-        .rename({"_party": SENDER_KEY})
-    )
+        table = table.join(weekly, on="_party", how="left")
+        if "payer_receivers_week" in want:
+            finish.append(pl.col("payer_receivers_week").cast(pl.Float64))
+        if "payer_burst_share" in want:
+            finish.append((pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"))
+    if "payer_velocity_share" in want:
+        table = table.join(_velocity(txns, txns if receipts is None else receipts), on="_party", how="left")
+        # Every payer here sent; those absent received nothing.
+        finish.append(pl.col("payer_velocity_share").fill_null(0.0))
+    return table.with_columns(finish).drop("_max_week", strict=False).rename({"_party": SENDER_KEY})
 
 
-def receiver_features(txns: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per receiving party (RECEIVER_KEY) with the receiver_* features."""
+def receiver_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -> pl.LazyFrame:
+    """One row per receiving party (RECEIVER_KEY) with receiver_n and the receiver_* features among
+    `features` (default: all)."""
+    want = _wanted(features, "receiver")
     base = txns.select(pl.col(RECEIVER_KEY).alias("_party"), week(pl.col(S.TS)).alias("_week"), SENDER_KEY)
-    weekly = (
-        base.group_by("_party", "_week")
-        .agg(pl.col(SENDER_KEY).n_unique().alias("_sw"))
-        .group_by("_party")
-        .agg(pl.col("_sw").max().cast(pl.Float64).alias("receiver_senders_week"))
+    senders = pl.col(SENDER_KEY).n_unique().cast(pl.Float64).alias("receiver_senders")
+    table = base.group_by("_party").agg(
+        pl.len().cast(pl.Float64).alias("receiver_n"), *([senders] if "receiver_senders" in want else [])
     )
-    agg = base.group_by("_party").agg(
-        pl.len().cast(pl.Float64).alias("receiver_n"),
-        pl.col(SENDER_KEY).n_unique().cast(pl.Float64).alias("receiver_senders"),
-    )
-    return agg.join(weekly, on="_party", how="left").rename({"_party": RECEIVER_KEY})
+    if "receiver_senders_week" in want:
+        weekly = (
+            base.group_by("_party", "_week")
+            .agg(pl.col(SENDER_KEY).n_unique().alias("_sw"))
+            .group_by("_party")
+            .agg(pl.col("_sw").max().cast(pl.Float64).alias("receiver_senders_week"))
+        )
+        table = table.join(weekly, on="_party", how="left")
+    return table.rename({"_party": RECEIVER_KEY})
 
 
-def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, txn count and the pair_* features.
+def pair_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -> pl.LazyFrame:
+    """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, pair_n, pair_usd, pair_corridor_rarity and the
+    other pair_* features among `features` (default: all).
 
     Most pairs of a dump are a single transfer: their features are that transfer's values, so only the
     transfers of repeated pairs are sorted and grouped (the features come out the same)."""
+    want = _wanted(features, "pair")
     pairs = [SENDER_KEY, RECEIVER_KEY]
     cols = [*pairs, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT_USD, RARITY]
     rows = txns.select(cols).with_columns(pl.len().over(pairs).alias("_n"))
+    lone = {  # what the variation features are for a lone (positive) amount
+        "pair_amount_cv": pl.lit(0.0),
+        "pair_gap_cv": pl.lit(None, pl.Float64),
+    }
     single = rows.filter(pl.col("_n") == 1).select(
         *pairs,
         pl.col(S.SENDER_ID).alias("subject_id"),
@@ -393,10 +425,13 @@ def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(S.TS).alias("window_end"),
         pl.lit(1.0).alias("pair_n"),
         pl.col(S.AMOUNT_USD).alias("pair_usd"),
-        pl.lit(0.0).alias("pair_amount_cv"),  # what cv gives a lone (positive) amount
-        pl.lit(None, pl.Float64).alias("pair_gap_cv"),
+        *(expr.alias(name) for name, expr in lone.items() if name in want),
         pl.col(RARITY).cast(pl.Float64).alias("pair_corridor_rarity"),
     )
+    variation = {
+        "pair_amount_cv": cv(pl.col(S.AMOUNT_USD)),
+        "pair_gap_cv": gap_cv(pl.col("_gap")),
+    }
     repeated = (
         rows.filter(pl.col("_n") > 1)
         .sort(*pairs, S.TS)
@@ -409,8 +444,7 @@ def pair_features(txns: pl.LazyFrame) -> pl.LazyFrame:
             pl.col(S.TS).max().alias("window_end"),
             pl.len().cast(pl.Float64).alias("pair_n"),
             pl.col(S.AMOUNT_USD).sum().alias("pair_usd"),
-            cv(pl.col(S.AMOUNT_USD)).alias("pair_amount_cv"),
-            gap_cv(pl.col("_gap")).alias("pair_gap_cv"),
+            *(expr.alias(name) for name, expr in variation.items() if name in want),
             pl.col(RARITY).mean().alias("pair_corridor_rarity"),
         )
     )
@@ -430,9 +464,11 @@ def pair_table(
     receivers: pl.DataFrame | None = None,
     owned_payers: pl.Expr | None = None,
     ordered: bool = True,
+    features: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """Every payer->receiver pair with its own, its payer's and its receiver's features (FEATURE_NAMES),
-    sorted by payer and receiver key (`ordered`; a caller that orders what it keeps may skip the sort).
+    """Every payer->receiver pair with its own, its payer's and its receiver's features (`features`, default
+    FEATURE_NAMES; a model asks for its own: Model.feature_names), sorted by payer and receiver key
+    (`ordered`; a caller that orders what it keeps may skip the sort).
 
     On one partition of the transfers: `owned_payers` (a condition on SENDER_KEY) keeps the pairs of
     the payers whose every transfer the partition holds, and `receivers` (receiver_features of every
@@ -440,10 +476,10 @@ def pair_table(
     # Materialise the projected rows (with rarity) once: three aggregations read them.
     lazy = _with_rarity(txns.lazy().select(PAIR_TABLE_COLUMNS), corridors).collect().lazy()
     sends = lazy if owned_payers is None else lazy.filter(owned_payers)
-    receiving = receiver_features(lazy) if receivers is None else receivers.lazy()
+    receiving = receiver_features(lazy, features) if receivers is None else receivers.lazy()
     table = (
-        pair_features(sends)
-        .join(payer_features(sends, lazy), on=SENDER_KEY, how="left")
+        pair_features(sends, features)
+        .join(payer_features(sends, lazy, features), on=SENDER_KEY, how="left")
         .join(receiving, on=RECEIVER_KEY, how="left")
     )
     return (table.sort(SENDER_KEY, RECEIVER_KEY) if ordered else table).collect()

@@ -122,6 +122,11 @@ class Model:
         """The model's inputs, in order (from its manifest)."""
         return tuple(FEATURE_BY_NAME[f["name"]] for f in self.manifest["features"])
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the model's inputs, in order: the pair-table columns it needs (pair_table's `features`)."""
+        return tuple(f.name for f in self.features)
+
     def matrix(self, table: pl.DataFrame) -> np.ndarray:
         """The model input for a pair table."""
         return feature_matrix(table, self.arrays["fill"], self.features)

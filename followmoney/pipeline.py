@@ -23,7 +23,13 @@ from followmoney.cases import build_cases
 from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
-from followmoney.detectors.anomaly import anomaly_stage, finalize_anomalies, owned_receiver_features
+from followmoney.detectors.anomaly import (
+    anomaly_models,
+    anomaly_stage,
+    finalize_anomalies,
+    model_feature_names,
+    owned_receiver_features,
+)
 from followmoney.detectors.base import OWNER_KEY, OfficialScreen
 from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
@@ -517,25 +523,22 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
                     officials = possible_official_keys(directory, entries, (settings or LinkSettings()).match)
             # Partitioned: the anomaly model needs every receiver's features before it scores pairs, so they
             # are gathered in the detection pass instead of a pass of their own.
+            models = anomaly_models(rules, config.model, config.models_dir)
             receivers: list[pl.DataFrame] = []
-            gather = receivers.append if transfers.n_parts > 1 and any(r.kind == ANOMALY_KIND for r in rules) else None
+            gather = receivers.append if transfers.n_parts > 1 and models else None
+            features = model_feature_names(models)  # only what the models read is computed
             with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
                 candidates = detect(
                     transfers,
                     [r for r in rules if r.kind != ANOMALY_KIND],
                     advance,
-                    (lambda frame: gather(owned_receiver_features(frame))) if gather else None,
+                    (lambda frame: gather(owned_receiver_features(frame, features))) if gather else None,
                     officials,
                 )
             with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
                 # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
                 candidates, models_used = anomaly_stage(
-                    transfers,
-                    candidates,
-                    rules,
-                    config.model,
-                    config.models_dir,
-                    pl.concat(receivers) if receivers else None,
+                    transfers, candidates, models, pl.concat(receivers) if receivers else None
                 )
             with timer("link"), progress.stage("linking parties to lists"):
                 if directory is None:

@@ -12,14 +12,22 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import T0, frame, txn
+from polars.testing import assert_frame_equal
 
 from followmoney import schema as S
 from followmoney.detectors.anomaly import AnomalousPair, anomaly_candidates
 from followmoney.errors import ModelError
-from followmoney.features import FEATURE_NAMES, MODEL_FEATURES, corridor_table, feature_matrix, pair_table
+from followmoney.features import (
+    FEATURE_NAMES,
+    MODEL_FEATURES,
+    corridor_table,
+    feature_matrix,
+    pair_table,
+    receiver_features,
+)
 from followmoney.forest import score_ecod, score_forest
 from followmoney.models import TrainParams, list_models, load, save, score_table, train
-from followmoney.normalise import party_keys
+from followmoney.normalise import RECEIVER_KEY, party_keys
 
 N_BURST = 4
 
@@ -337,3 +345,20 @@ def test_float32_matrix_and_score_bound_change_no_score_or_hit(world: pl.DataFra
         bound = model.score_below(floor)
         assert np.all(probe[pct >= floor] >= bound)
         assert np.any((probe >= bound) & (pct < floor)) or bound == -np.inf  # a bound, not the exact cut
+
+
+def test_pair_table_computes_only_the_features_asked_for(world: pl.DataFrame) -> None:
+    model = load("iforest")
+    full = pair_table(world, model.corridors())
+    asked = pair_table(world, model.corridors(), features=model.feature_names)
+    skipped = set(FEATURE_NAMES) - set(model.feature_names)
+    assert skipped and not skipped & set(asked.columns)  # e.g. the velocity join and weekly receivers never ran
+    keep = ["subject_id", "counterparty_id", *model.feature_names]
+    assert_frame_equal(asked.select(keep), full.select(keep))
+    receivers = receiver_features(world.lazy(), model.feature_names).collect().sort(RECEIVER_KEY)
+    assert receivers.columns == [RECEIVER_KEY, "receiver_n"]
+    everything = receiver_features(world.lazy()).collect().sort(RECEIVER_KEY)
+    assert_frame_equal(receivers, everything.select(receivers.columns))
+    payer_only = pair_table(world, model.corridors(), features=["payer_burst_share"])
+    assert_frame_equal(payer_only.select("payer_burst_share"), full.select("payer_burst_share"))
+    assert "payer_receivers_week" not in payer_only.columns

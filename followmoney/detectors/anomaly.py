@@ -72,7 +72,8 @@ class AnomalousPair(Detector):
     ) -> pl.DataFrame:
         """Anomalous pairs in `txns` under the model named by params['model'] (from the default models dir)."""
         model = load(str(params["model"]), DEFAULT_MODELS_DIR)
-        return anomaly_candidates(txns, model, score_table(model, pair_table(txns, model.corridors())), params)
+        table = pair_table(txns, model.corridors(), features=model.feature_names)
+        return anomaly_candidates(txns, model, score_table(model, table), params)
 
 
 def _explain(model: Model, rows: pl.DataFrame, tail_share: float) -> tuple[list[str], np.ndarray, list[str]]:
@@ -234,10 +235,10 @@ class ScoredPairs:
     n_pairs: int
 
 
-def owned_receiver_features(frame: pl.DataFrame) -> pl.DataFrame:
-    """Features of the receivers one partition owns (all of them in memory): gathered over every
-    partition before pairs are scored, since a receiver's payers are spread over partitions."""
-    return receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER))).collect()
+def owned_receiver_features(frame: pl.DataFrame, features: Collection[str] | None = None) -> pl.DataFrame:
+    """Features (among `features`, default all) of the receivers one partition owns (all of them in memory):
+    gathered over every partition before pairs are scored, since a receiver's payers are spread over partitions."""
+    return receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER)), features).collect()
 
 
 def score_pairs(
@@ -248,7 +249,9 @@ def score_pairs(
     is computed here if not given."""
     corridors = model.corridors()
     if transfers.n_parts > 1 and receivers is None:
-        receivers = pl.concat([owned_receiver_features(frame) for _, frame in transfers.partitions((S.TS,))])
+        receivers = pl.concat(
+            [owned_receiver_features(frame, model.feature_names) for _, frame in transfers.partitions((S.TS,))]
+        )
     if transfers.n_parts == 1:
         receivers = None  # one partition: pair_table computes them from the same frame
     hits, payers, n_pairs = [], [], 0
@@ -258,7 +261,8 @@ def score_pairs(
         seconds["partitions read"] += time.perf_counter() - started
         started = time.perf_counter()
         # Unordered: the hits kept are sorted below, and a payer's percentile is a maximum.
-        table = pair_table(frame, corridors, receivers, transfers.owned(SENDER_KEY, part), ordered=False)
+        owned = transfers.owned(SENDER_KEY, part)
+        table = pair_table(frame, corridors, receivers, owned, ordered=False, features=model.feature_names)
         seconds["pair features"] += time.perf_counter() - started
         started = time.perf_counter()
         scores = model.table_scores(table)
@@ -277,28 +281,40 @@ def score_pairs(
     )
 
 
+def anomaly_models(
+    rules: list[Any], model_ref: str | None, models_dir: Path = DEFAULT_MODELS_DIR
+) -> dict[str, tuple[Model, list[Any]]]:
+    """Each model the `anomaly` rules use (`model_ref`, when given, overrides every rule's), loaded once, with
+    the rules that use it; empty without an anomaly rule."""
+    own = [r for r in rules if r.kind == KIND]
+    refs = sorted({model_ref or str(r.params["model"]) for r in own})
+    return {
+        ref: (load(ref, models_dir), [r for r in own if (model_ref or str(r.params["model"])) == ref]) for ref in refs
+    }
+
+
+def model_feature_names(models: dict[str, tuple[Model, list[Any]]]) -> tuple[str, ...]:
+    """Every feature some model of `models` (anomaly_models) reads, sorted: what gathered features must hold."""
+    return tuple(sorted({name for model, _ in models.values() for name in model.feature_names}))
+
+
 def anomaly_stage(
     transfers: PartitionedTransfers,
     candidates: pl.DataFrame,
-    rules: list[Any],
-    model_ref: str | None,
-    models_dir: Path = DEFAULT_MODELS_DIR,
+    models: dict[str, tuple[Model, list[Any]]],
     receivers: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    """Score pairs once; add anomaly candidates of every `anomaly` rule and payer percentiles to all.
+    """Score pairs once per model of `models` (anomaly_models); add anomaly candidates of every `anomaly`
+    rule and payer percentiles to all.
 
     Returns (candidates, models used) — the latter for summary.json. Without an anomaly rule the
-    candidates come back unchanged and no model is loaded. `receivers`: see score_pairs.
+    candidates come back unchanged. `receivers`: see score_pairs.
     """
-    own = [r for r in rules if r.kind == KIND]
-    if not own:
+    if not models:
         return candidates, []
-    refs = {model_ref or str(r.params["model"]) for r in own}
-    models = {ref: load(ref, models_dir) for ref in sorted(refs)}
     parts: list[pl.DataFrame] = []
     first: ScoredPairs | None = None
-    for ref, model in models.items():
-        mine = [r for r in own if (model_ref or str(r.params["model"])) == ref]
+    for model, mine in models.values():
         scored = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine), receivers)
         first = first if first is not None else scored
         if scored.hits.height == 0:
@@ -309,7 +325,7 @@ def anomaly_stage(
     assert first is not None
     base = candidates.drop(PERCENTILE, strict=False).join(first.payer_percentiles, on="subject_id", how="left")
     merged = pl.concat([base, *parts], how="diagonal_relaxed")
-    return merged, [m.info() for m in models.values()]
+    return merged, [model.info() for model, _ in models.values()]
 
 
 def finalize_anomalies(linked: pl.DataFrame, rules: list[Any]) -> pl.DataFrame:
