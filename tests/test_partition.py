@@ -103,3 +103,26 @@ def test_party_directory_in_slices_answers_like_one_piece(world: Path, tmp_path:
         name_frequencies(sliced, profiles).sort("approx_key"), name_frequencies(whole, profiles).sort("approx_key")
     )
     assert directory_slices(ROWS, 10**12) == 1 and directory_slices(50_000_000, 8 * 2**30) == 3
+
+
+def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from followmoney import partition
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(partition.ipc, "new_file", full)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    args = ["scan", str(world / "transactions.arrow"), "--out", str(tmp_path / "o"), "--memory-limit", "4MB"]
+    result = CliRunner().invoke(app, [*args, "--spill-dir", str(spill), "--quiet"])
+    assert result.exit_code == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "could not write spill files" in result.stderr and "No space left" in result.stderr
+    assert "--spill-dir" in result.stderr and str(spill) in result.stderr
+    assert not list(spill.iterdir()), "spill files left behind"
+    assert not (tmp_path / "o").exists()
