@@ -26,6 +26,9 @@ _ATTRIBUTION = (
 )
 
 
+_LANES = 8  # rows walked through a tree side by side (4: 1.35x slower, 16: 1.3x slower; measured)
+
+
 @njit(_PATH_SUMS, cache=True, nogil=True)
 def forest_path_sums(
     x: np.ndarray,
@@ -39,28 +42,56 @@ def forest_path_sums(
     """Sum over trees of each row's path length (float32 rows compared as scikit-learn does).
 
     Rows go in blocks of 256 and each block walks one tree at a time, so the tree and the block stay
-    in cache (row-by-row over the whole forest is several times slower).
+    in cache (row-by-row over the whole forest is several times slower). Within a block, _LANES rows
+    descend the tree in lockstep, each step choosing the child by index arithmetic instead of a branch:
+    one row's walk is a chain of dependent loads, and several independent chains keep the core busy
+    while a branch per step would mostly be mispredicted (3x faster than one row at a time with a
+    branch). A row that reaches its leaf stays there (a leaf's children are itself) until the others
+    do. Each row still adds its trees' leaf values in tree order, so the sums are the same.
     """
     n = x.shape[0]
     out = np.zeros(n, dtype=np.float64)
     n_trees = roots.shape[0]
+    n_nodes = feature.shape[0]
+    children = np.empty(2 * n_nodes, dtype=np.uint32)  # [2 * node]: left, [2 * node + 1]: right
+    for j in range(n_nodes):
+        children[2 * j] = np.uint32(left[j]) if left[j] >= 0 else np.uint32(j)
+        children[2 * j + 1] = np.uint32(right[j]) if right[j] >= 0 else np.uint32(j)
+    node = np.empty(_LANES, dtype=np.uint32)  # unsigned indices: no negative-index wraparound checks
+    split = np.empty(_LANES, dtype=np.int32)  # the feature a lane's node splits on; -1 at a leaf
     block = 256
     for start in range(0, n, block):
         stop = min(n, start + block)
         for t in range(n_trees):
-            root = roots[t]
-            for i in range(start, stop):
-                xi = x[i]
-                node = np.uint32(root)  # unsigned indices: no negative-index wraparound checks in the loop
-                f = feature[node]
-                while f >= 0:  # leaves carry feature -1
-                    # float32 value vs float64 threshold, as sklearn; a branch measured faster than a select here
-                    if xi[np.uint32(f)] <= threshold[node]:  # noqa: SIM108
-                        node = np.uint32(left[node])
-                    else:
-                        node = np.uint32(right[node])
-                    f = feature[node]
-                out[i] += leaf_value[node]
+            root = np.uint32(roots[t])
+            i = start
+            while i + _LANES <= stop:
+                for k in range(_LANES):
+                    node[k] = root
+                    split[k] = feature[root]
+                walking = True
+                while walking:
+                    leaves = np.int32(-1)  # stays negative only while every lane is at a leaf
+                    for k in range(_LANES):
+                        at = node[k]
+                        # "not <=": as scikit-learn, a value that is not at most the threshold goes right
+                        right_side = not (x[i + k, np.uint32(max(split[k], 0))] <= threshold[at])
+                        at = children[2 * at + np.uint32(right_side)]
+                        node[k] = at
+                        split[k] = feature[at]
+                        leaves &= split[k]
+                    walking = bool(leaves >= 0)
+                for k in range(_LANES):
+                    out[i + k] += leaf_value[node[k]]
+                i += _LANES
+            while i < stop:  # the block's last rows, one at a time
+                at = root
+                f = feature[at]
+                while f >= 0:
+                    at = children[2 * at + np.uint32(not (x[i, np.uint32(f)] <= threshold[at]))]
+                    f = feature[at]
+                out[i] += leaf_value[at]
+                i += 1
     return out
 
 
