@@ -259,7 +259,7 @@ def test_party_details_reread_names_the_file_at_fault(tmp_path: Path) -> None:
     assert str(broken) in str(info.value) and str(good) not in str(info.value)
 
 
-@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+@pytest.mark.parametrize("fmt", ["arrow", "arrow-views", "parquet"])
 def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
@@ -271,8 +271,10 @@ def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
 
     rows = [txn(f"T{i}", f"C{i % 7}", f"R{i % 5}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(2500)]
     data = frame(rows).rename({"sender_id": "payer"})  # a mapped column: names come out as the contract's
-    path = tmp_path / f"t.{fmt}"
-    if fmt == "arrow":
+    path = tmp_path / f"t.{fmt.split('-')[0]}"
+    if fmt == "arrow-views":  # Polars writes text as string views (pyarrow's take has no kernel for them)
+        data.write_ipc(path, record_batch_size=300)
+    elif fmt == "arrow":
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
