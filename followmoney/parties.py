@@ -17,7 +17,7 @@ import polars as pl
 
 from followmoney import schema as S
 from followmoney.config import ReadOptions
-from followmoney.errors import InputError
+from followmoney.errors import InputError, ResourceError
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.read import READ_ERRORS, InputFile, scan_file
 
@@ -138,7 +138,14 @@ def party_directory(
     paths = []
     for index in range(slices):
         path = spill_dir / f"directory-{index:04d}.parquet"
-        _directory_slice(files, options, index, slices).write_parquet(path, compression="lz4")
+        rows = _directory_slice(files, options, index, slices)
+        try:
+            rows.write_parquet(path, compression="lz4")
+        except (OSError, pl.exceptions.PolarsError) as exc:  # a full disk, mostly
+            raise ResourceError(
+                f"{spill_dir}: could not write the party directory ({' '.join(str(exc).split())[:150]}); free "
+                "space there or pass --spill-dir on a larger disk"
+            ) from None
         paths.append(path)
     return PartyDirectory.of(pl.scan_parquet(paths))
 

@@ -126,3 +126,23 @@ def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
     assert "--spill-dir" in result.stderr and str(spill) in result.stderr
     assert not list(spill.iterdir()), "spill files left behind"
     assert not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_under_the_party_directory_is_a_one_line_error(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)  # the directory's slices are its only Parquet writes
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    args = ["scan", str(world / "transactions.arrow"), "--out", str(tmp_path / "o"), "--memory-limit", "4MB"]
+    result = CliRunner().invoke(app, [*args, "--officials", str(world / "officials.csv"), "--spill-dir", str(spill)])
+    assert result.exit_code == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "could not write the party directory" in result.stderr and "No space left" in result.stderr
+    assert not list(spill.iterdir()), "temporary files left behind"
+    assert not (tmp_path / "o").exists()
