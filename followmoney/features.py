@@ -333,6 +333,8 @@ def payer_features(
             is_cross_border().alias("_cross"),
             local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
         )
+        # Sorted even when no gap feature is asked: the sort also fixes the order payer_usd is summed in
+        # (unsorted, 271k of 548k payers' sums differ in the last bit at 10M), and skipping it saved nothing.
         .sort(SENDER_KEY, S.TS)
         .with_columns(
             pl.col(SENDER_KEY).alias("_party"),
