@@ -177,7 +177,7 @@ def _read_spill(paths: list[Path], columns: Collection[str] | None = None) -> pl
 
 def _split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(clean rows with party keys, quarantine keys with reasons) of normalised rows."""
-    bad = frame.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON)
+    bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON).filter(pl.col(S.REASON).is_not_null())
     clean = frame.filter(pl.col(S.REASON).is_null()).drop(S.REASON).with_columns(party_keys())
     return clean, bad
 
@@ -321,7 +321,7 @@ def _spill(
             frame = _normalised(raw, info, index, config, fx)
             hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
             # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
-            bad = frame.filter(pl.col(S.REASON).is_not_null()).select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
+            bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID).filter(pl.col(S.REASON).is_not_null())
             bad_parts.append(bad)
             clean, _ = _split(frame)
             scanned[index] += clean.height
