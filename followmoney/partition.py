@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -52,6 +53,7 @@ ROW_KEY = "_row_key"  # (file index, row) as one integer: names a row across par
 _SPILL_PREFIX = ".followmoney-spill-"
 _FILE_SHIFT = 1 << 40
 _SPILL_CODEC = pa.Codec("zstd", compression_level=1)
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 
 def part_of(key: pl.Expr, n_parts: int) -> pl.Expr:
@@ -105,7 +107,7 @@ class Transfers:
         wanted = None if columns is None else {*columns, *_OWN_NEEDS}
         if wanted is not None and PHONE_PART not in pl.read_ipc_schema(paths[0]):
             wanted.add(S.SENDER_PHONE)  # older spill files: the phone's partition is computed from the phone
-        frame = _read_spill(paths, wanted)
+        frame = _with_party_keys(_read_spill(paths, wanted))
         if self.duplicates is not None and self.duplicates.len():
             frame = frame.filter(~row_key().is_in(self.duplicates.implode()))
         flags = [
@@ -139,7 +141,7 @@ class Transfers:
         lf = pl.scan_ipc(paths).filter(pl.col(PRIMARY))
         if not with_duplicates and self.duplicates is not None and self.duplicates.len():
             lf = lf.filter(~row_key().is_in(self.duplicates.implode()))
-        return lf.drop(PRIMARY, PHONE_PART, strict=False)
+        return _with_party_keys(lf.drop(PRIMARY, PHONE_PART, strict=False))
 
     def owned(self, key: str | pl.Expr, part: int) -> pl.Expr:
         """Condition: the key (a party key column or expression) belongs to partition `part`."""
@@ -151,6 +153,12 @@ class Transfers:
         if self.spill_dir is not None:
             shutil.rmtree(self.spill_dir, ignore_errors=True)
             self.spill_dir = None
+
+
+def _with_party_keys(rows: FrameT) -> FrameT:
+    """Spilled rows with their party keys, which spill files do not hold (see _write_parts)."""
+    names = rows.collect_schema().names() if isinstance(rows, pl.LazyFrame) else rows.columns
+    return rows if SENDER_KEY in names else rows.with_columns(party_keys())
 
 
 def _read_spill(paths: list[Path], columns: Collection[str] | None = None) -> pl.DataFrame:
@@ -346,7 +354,9 @@ def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame
     assert transfers.spill_dir is not None
     if clean.height == 0:
         return
-    rows = clean[copies["_i"]].with_columns(copies.select(pl.exclude("_i", "_p")))
+    # Party keys are not spilled: two incompressible 64-bit hashes per copy were a quarter of the spill
+    # (1M-row slice of the 50M world: 170 -> 126 MB); reading a partition hashes its ids again.
+    rows = clean.drop(SENDER_KEY, RECEIVER_KEY)[copies["_i"]].with_columns(copies.select(pl.exclude("_i", "_p")))
     offset = 0
     sizes = copies.group_by("_p", maintain_order=True).len()  # one row per partition, not per transfer
     for part, n in zip(sizes["_p"].to_numpy(), sizes["len"].to_numpy(), strict=True):
