@@ -14,43 +14,41 @@ people who are on no list, and fitting them would be wasted.
 from __future__ import annotations
 
 import polars as pl
+from anyascii import anyascii
 
-from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, approx_name_key, name_tokens
+from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, approx_name_key
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.parties import PartyDirectory, name_frequencies, phone_tail_number
 
-_ASCII = r"^[\x00-\x7F]*$"
+_NON_ASCII = r"[^\x00-\x7F]"
 _TOKENS = r"[a-z0-9]+"
 
 
-def _python_token_set(name: str) -> str:
-    return " ".join(sorted(set(name_tokens(name))))
+def _transliterated(names: pl.Expr, chars: pl.Series) -> pl.Expr:
+    """`names` with each of `chars` (distinct non-ASCII characters) replaced by its anyascii reading, which
+    is made character by character, so this equals anyascii on the whole name (characters anyascii has no
+    reading for are dropped, as it does)."""
+    readings = [anyascii(c) for c in chars.to_list()]
+    return names.str.replace_many(chars.to_list(), readings)
 
 
 def name_token_sets(names: pl.Series) -> pl.Series:
     """Each name's tokens (matching.name_tokens: romanised, case-folded, honorifics removed) as a sorted,
-    de-duplicated, space-joined set. ASCII names, which romanising leaves as they are, are done with
-    Polars expressions; only names in other scripts or with diacritics go through `name_tokens`."""
+    de-duplicated, space-joined set, vectorised: every distinct character outside ASCII is romanised once
+    (anyascii, one character at a time, as it does itself) and replaced in every name that holds it."""
     frame = pl.DataFrame({"n": names.cast(pl.String)})
-    plain = pl.col("n").str.contains(_ASCII).fill_null(False)
+    chars = frame.select(pl.col("n").str.extract_all(_NON_ASCII).explode().drop_nulls().unique().sort())["n"]
+    text = _transliterated(pl.col("n"), chars) if chars.len() else pl.col("n")
     honorifics = sorted(HONORIFICS)
-    fast = (
-        pl.col("n")
-        .str.to_lowercase()
+    tokens = (
+        text.str.to_lowercase()
         .str.extract_all(_TOKENS)
         .list.eval(pl.element().filter(~pl.element().is_in(honorifics)))
         .list.unique()
         .list.sort()
         .list.join(" ")
     )
-    other = frame.filter(~plain & pl.col("n").is_not_null()).select(pl.col("n").unique())
-    slow = other.with_columns(pl.col("n").map_elements(_python_token_set, return_dtype=pl.String).alias("_slow"))
-    return (
-        frame.with_columns(pl.when(plain).then(fast).alias("_fast"))
-        .join(slow, on="n", how="left", maintain_order="left")
-        .select(pl.coalesce("_fast", "_slow").alias(names.name))
-        .to_series()
-    )
+    return frame.select(tokens.alias(names.name)).to_series()
 
 
 def phone_tail(phone: pl.Expr) -> pl.Expr:
