@@ -47,7 +47,15 @@ from followmoney.parties import (
     phone_sharers,
 )
 from followmoney.partition import Transfers, load_in_memory, spill_parent, spill_transfers
-from followmoney.read import InputFile, file_sha256, inspect_files, load_rows, resolve_inputs, stored_rows
+from followmoney.read import (
+    BackgroundDigests,
+    InputFile,
+    file_sha256,
+    inspect_files,
+    load_rows,
+    resolve_inputs,
+    stored_rows,
+)
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
 from followmoney.screen import possible_official_keys
@@ -506,6 +514,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         fx = load_fx(config.fx) if config.fx else None
     with timer("read"):
         files = inspect_files(resolve_inputs(config.inputs), config.read)
+        digests = BackgroundDigests([info.path for info in files])
         # Memory guard: in memory when it fits, else partitioned by party into spill files (or stop with advice).
         plan = plan_memory(files, CORE_COLUMNS, out_of_core_available=True, limit=config.memory_limit)
         enforce_memory(plan)
@@ -554,7 +563,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     bad = transfers.bad
     with timer("quarantine"):
         quarantine = quarantine_rows(files, config, bad) if bad.height else None
-    data = _summary(config, files, transfers, rules, candidates, linked, scored, alerts, entries, timer)
+    data = _summary(config, files, digests, transfers, rules, candidates, linked, scored, alerts, entries, timer)
     data["models"] = models_used  # name, version, manifest sha256 of each anomaly model used
     data["memory"] = {
         "mode": plan.mode,
@@ -572,6 +581,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
 def _summary(
     config: ScanConfig,
     files: list[InputFile],
+    digests: BackgroundDigests,
     transfers: Transfers,
     rules: list[Rule],
     candidates: pl.DataFrame,
@@ -595,7 +605,7 @@ def _summary(
             {
                 "path": info.label,
                 "format": info.fmt,
-                "sha256": file_sha256(info.path),
+                "sha256": digests.sha256(info.path),
                 "rows_read": n_scanned + n_bad,
                 "rows_scanned": n_scanned,
                 "rows_quarantined": n_bad,

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -581,3 +582,26 @@ def file_sha256(path: Path) -> str:
     """The sha256 of a file, streamed."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class BackgroundDigests:
+    """The sha256 of each input file, computed on a background thread while the scan runs (file reads and
+    hashlib release the GIL): the summary's digests cost a whole extra read of the input (10M-row Parquet
+    file 0.36 s, 100M rows in Arrow ~3 s) that now overlaps the stages instead of following them."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._digests: dict[Path, str] = {}
+        self._thread = threading.Thread(target=self._run, args=(paths,), name="followmoney-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self, paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                self._digests[path] = file_sha256(path)
+            except OSError:
+                return  # sha256() hashes it again in the caller's thread, which then sees the error
+
+    def sha256(self, path: Path) -> str:
+        """The digest of `path` (waits for the thread; hashes here if it was not one of the paths)."""
+        self._thread.join()
+        return self._digests.get(path) or file_sha256(path)
