@@ -464,10 +464,13 @@ def token_aligned_means(
     vocab: np.int64,
     codes: np.ndarray,
     sims: np.ndarray,
+    table: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per name pair: the mean over a's tokens of each one's best similarity to a token of b, and the same
     from b's side. `codes` (distinct and sorted, as token_pair_codes) with `sims` gives each token pair's
-    similarity; means add in token order. A side without tokens gets NaN."""
+    similarity; means add in token order. A side without tokens gets NaN. `table`, when not empty, holds
+    `sims` at their codes (vocab * vocab entries): one load per token pair instead of a search."""
+    dense = table.shape[0] > 0
     # Sorted codes are grouped by a's token: each lookup searches only that token's short run of codes.
     runs = np.searchsorted(codes, np.arange(vocab + 1) * vocab)
     n = starts_a.shape[0] - 1
@@ -486,7 +489,7 @@ def token_aligned_means(
             lo, hi = runs[token], runs[token + 1]
             for j in range(nb):
                 code = token * vocab + ids_b[b0 + j]
-                grid[i * nb + j] = sims[lo + np.searchsorted(codes[lo:hi], code)]
+                grid[i * nb + j] = table[code] if dense else sims[lo + np.searchsorted(codes[lo:hi], code)]
         total = 0.0
         for i in range(na):
             best = -1.0
