@@ -599,11 +599,16 @@ def score_candidates(
         .join(all_pairs, on="key_a")
         .join(e_names.rename({"raw_name": "matched_name", "name_key": "key_b"}), on="key_b")
         .with_columns(pl.col("matched_name").str.len_chars().alias("_len"))
-        # Ties go to the shortest list name (the plain name before titled aliases), then alphabetically.
-        .sort(["name_score", "_len", "party_name", "matched_name"], descending=[True, False, False, False])
-        .group_by("party_id", *ekeys, maintain_order=True)
-        .first()
-        .select("party_id", *ekeys, "name_score", "party_name", "matched_name")
+        # The best name pair per (party, entry); ties go to the shortest list name (the plain name before
+        # titled aliases), then alphabetically. Sorted within each group, not as one sort of every pair
+        # (2.3M pairs of a 131k-party match against the 50M lists: 1.15 s against 1.73 s); callers order
+        # the result themselves (match_parties sorts by party, kind, confidence and list id).
+        .group_by("party_id", *ekeys)
+        .agg(
+            pl.col("name_score", "party_name", "matched_name")
+            .sort_by(["name_score", "_len", "party_name", "matched_name"], descending=[True, False, False, False])
+            .first()
+        )
         .with_columns(approx_name_key(pl.col("party_name")).alias("approx_key"))
         .join(name_counts, on="approx_key", how="left")
         .drop("approx_key")
