@@ -145,6 +145,27 @@ def name_key(name: str) -> str:
     return " ".join(sorted(name_tokens(name)))
 
 
+def name_keys(names: pl.Series, *, distinct: bool = False) -> pl.Series:
+    """`name_key` of every name, vectorised (null stays null); with `distinct`, each token once (a sorted token
+    set). anyascii romanises a name one character at a time, so each distinct character outside ASCII is
+    romanised once and replaced in every name that holds it (str.replace_many); case-folding, tokens,
+    honorifics and sorting are Polars expressions, in one query (an eager list.sort of 800k lists took 15 s)."""
+    frame = pl.DataFrame({"n": names.cast(pl.String)})
+    chars = frame.select(pl.col("n").str.extract_all(r"[^\x00-\x7F]").explode().drop_nulls().unique().sort())["n"]
+    text = pl.col("n")
+    if chars.len():
+        text = text.str.replace_many(chars.to_list(), [anyascii(c) for c in chars.to_list()])
+    honorifics = sorted(HONORIFICS)
+    tokens = (
+        text.str.to_lowercase()
+        .str.extract_all(_TOKEN.pattern)
+        .list.eval(pl.element().filter(~pl.element().is_in(honorifics)))
+    )
+    if distinct:
+        tokens = tokens.list.unique()
+    return frame.select(tokens.list.sort().list.join(" ").alias(names.name)).to_series()
+
+
 @lru_cache(maxsize=2_000_000)
 def skeleton(token: str) -> str:
     """A rough phonetic key of one romanised token: its first letter and following consonants."""
@@ -208,9 +229,8 @@ def prepare_names(frame: pl.DataFrame, id_cols: list[str]) -> pl.DataFrame:
     exploded = (
         frame.select(*id_cols, pl.col("names").alias("raw_name")).explode("raw_name").drop_nulls("raw_name").unique()
     )
-    keys = exploded.select(pl.col("raw_name").unique()).with_columns(
-        pl.col("raw_name").map_elements(name_key, return_dtype=pl.String).alias("name_key")
-    )
+    distinct = exploded["raw_name"].unique()
+    keys = pl.DataFrame({"raw_name": distinct, "name_key": name_keys(distinct)})
     return exploded.join(keys, on="raw_name", how="left").filter(pl.col("name_key") != "")
 
 

@@ -14,41 +14,16 @@ people who are on no list, and fitting them would be wasted.
 from __future__ import annotations
 
 import polars as pl
-from anyascii import anyascii
 
-from followmoney.matching import FUZZY_NAME_ONLY, HONORIFICS, MatchSettings, approx_name_key
+from followmoney.matching import FUZZY_NAME_ONLY, MatchSettings, approx_name_key, name_keys
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.parties import PartyDirectory, name_frequencies, phone_tail_number
-
-_NON_ASCII = r"[^\x00-\x7F]"
-_TOKENS = r"[a-z0-9]+"
-
-
-def _transliterated(names: pl.Expr, chars: pl.Series) -> pl.Expr:
-    """`names` with each of `chars` (distinct non-ASCII characters) replaced by its anyascii reading, which
-    is made character by character, so this equals anyascii on the whole name (characters anyascii has no
-    reading for are dropped, as it does)."""
-    readings = [anyascii(c) for c in chars.to_list()]
-    return names.str.replace_many(chars.to_list(), readings)
 
 
 def name_token_sets(names: pl.Series) -> pl.Series:
     """Each name's tokens (matching.name_tokens: romanised, case-folded, honorifics removed) as a sorted,
-    de-duplicated, space-joined set, vectorised: every distinct character outside ASCII is romanised once
-    (anyascii, one character at a time, as it does itself) and replaced in every name that holds it."""
-    frame = pl.DataFrame({"n": names.cast(pl.String)})
-    chars = frame.select(pl.col("n").str.extract_all(_NON_ASCII).explode().drop_nulls().unique().sort())["n"]
-    text = _transliterated(pl.col("n"), chars) if chars.len() else pl.col("n")
-    honorifics = sorted(HONORIFICS)
-    tokens = (
-        text.str.to_lowercase()
-        .str.extract_all(_TOKENS)
-        .list.eval(pl.element().filter(~pl.element().is_in(honorifics)))
-        .list.unique()
-        .list.sort()
-        .list.join(" ")
-    )
-    return frame.select(tokens.alias(names.name)).to_series()
+    de-duplicated, space-joined set, vectorised (matching.name_keys)."""
+    return name_keys(names, distinct=True)
 
 
 def phone_tail(phone: pl.Expr) -> pl.Expr:

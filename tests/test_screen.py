@@ -12,7 +12,7 @@ from conftest import scan_world
 from polars.testing import assert_frame_equal
 
 from followmoney.lists import empty_entries
-from followmoney.matching import MatchSettings, name_tokens
+from followmoney.matching import MatchSettings, name_key, name_keys, name_tokens
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.parties import PartyDirectory
 from followmoney.screen import name_token_sets, possible_official_keys
@@ -38,6 +38,9 @@ def test_name_token_sets_agree_with_name_tokens() -> None:
     want = [" ".join(sorted(set(name_tokens(n)))) for n in names]
     assert got.to_list() == [*want, None]
     assert got[0] == got[1] == got[2] == "rattanakul somchai"
+    keys = name_keys(pl.Series("n", [*names, None]))  # name_key keeps repeated tokens
+    assert keys.to_list() == [*(name_key(n) for n in names), None]
+    assert keys[3] == "an an nguyen van"
 
 
 def _entries(rows: list[tuple[str, str, list[str], list[str]]]) -> pl.DataFrame:
