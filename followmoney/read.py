@@ -587,7 +587,8 @@ def file_sha256(path: Path) -> str:
 class BackgroundDigests:
     """The sha256 of each input file, computed on a background thread while the scan runs (file reads and
     hashlib release the GIL): the summary's digests cost a whole extra read of the input (10M-row Parquet
-    file 0.36 s, 100M rows in Arrow ~3 s) that now overlaps the stages instead of following them."""
+    file 0.36 s, the 7.3 GB of a 100M-row Arrow input 7.7 s) that now overlaps the stages instead of
+    following them."""
 
     def __init__(self, paths: list[Path]) -> None:
         self._digests: dict[Path, str] = {}
