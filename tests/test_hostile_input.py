@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import random
@@ -521,6 +522,9 @@ def test_directory_with_compatible_schemas_is_cast_and_reconciled(tmp_path: Path
     s = counts(tmp_path / "o")
     assert [f["rows_scanned"] for f in s["files"]] == [6, 6, 6]
     assert s["rows_quarantined"] == 0
+    # Each file's digest (computed on a background thread during the scan) is that file's own.
+    digests = [hashlib.sha256((d / name).read_bytes()).hexdigest() for name in ("a.parquet", "b.arrow", "c.csv")]
+    assert [f["sha256"] for f in s["files"]] == digests
 
 
 @pytest.mark.parametrize(
