@@ -131,34 +131,29 @@ def _via_series(
     With `receivers`, only intermediaries that pay one of them are followed (each with all its receipts and
     sends, as a leg is matched to the intermediary's next send to anyone), and only series ending there kept."""
     # The intermediary owns the series: its receipts (inbound legs) and its sends (outbound legs).
-    inbound = (
-        small.filter(pl.col("_own_r"))
-        .select(
-            pl.col(RECEIVER_KEY).alias("_mid"),
-            pl.col(SENDER_KEY).alias("_k1"),
-            pl.col(S.TS).alias("_ts_in"),
-            pl.col(S.AMOUNT_USD).alias("_amount_in"),
-            pl.col("_row").alias("_row_in"),
-        )
-        .sort("_ts_in")
+    inbound = small.filter(pl.col("_own_r")).select(
+        pl.col(RECEIVER_KEY).alias("_mid"),
+        pl.col(SENDER_KEY).alias("_k1"),
+        pl.col(S.TS).alias("_ts_in"),
+        pl.col(S.AMOUNT_USD).alias("_amount_in"),
+        pl.col("_row").alias("_row_in"),
     )
-    outbound = (
-        small.filter(pl.col("_own_s"))
-        .select(
-            pl.col(SENDER_KEY).alias("_mid"),
-            pl.col(RECEIVER_KEY).alias("_k2"),
-            S.TS,
-            S.AMOUNT_USD,
-            "_row",
-            pl.col(S.TS).alias("_ts_out"),
-        )
-        .sort("_ts_out")
+    outbound = small.filter(pl.col("_own_s")).select(
+        pl.col(SENDER_KEY).alias("_mid"),
+        pl.col(RECEIVER_KEY).alias("_k2"),
+        S.TS,
+        S.AMOUNT_USD,
+        "_row",
+        pl.col(S.TS).alias("_ts_out"),
     )
     if receivers is not None:
         mids = small.filter(pl.col(RECEIVER_KEY).is_in(receivers.implode())).select(pl.col(SENDER_KEY).alias("_mid"))
         mids = mids.unique()
         inbound = inbound.join(mids, on="_mid", how="semi", maintain_order="left")
         outbound = outbound.join(mids, on="_mid", how="semi", maintain_order="left")
+    # Sorted after the screen: sorting a dump's every small payment by time first cost 1.5 s per 10M rows.
+    inbound = inbound.sort("_ts_in", maintain_order=True)
+    outbound = outbound.sort("_ts_out", maintain_order=True)
     joined = inbound.join_asof(
         outbound,
         left_on="_ts_in",
