@@ -30,6 +30,7 @@ from followmoney.detectors.base import (
 )
 from followmoney.kernels import window_distinct
 from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
+from followmoney.sorting import sort_rows
 
 _US_PER_DAY = 86_400_000_000
 PHONE_KEY = "_phone_key"
@@ -149,9 +150,10 @@ class DistinctInWindow(Detector):
                 "_repeat",
             )
             .filter(enough)
-            .sort(pk, S.TS, S.TXN_ID)
-            .with_columns(pl.col(ck).rank("dense").cast(pl.Int64).sub(1).alias("_code"))
             .collect()
+        )
+        sub = sort_rows(sub, [pk, S.TS, S.TXN_ID]).with_columns(
+            pl.col(ck).rank("dense").cast(pl.Int64).sub(1).alias("_code")
         )
         if sub.height == 0:
             return self.empty()

@@ -26,6 +26,7 @@ from followmoney.detectors.base import (
 )
 from followmoney.kernels import forwarded_amounts, window_distinct
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+from followmoney.sorting import sort_rows
 
 _US_PER_HOUR = 3_600_000_000
 
@@ -98,7 +99,9 @@ class PoolAndForward(Detector):
             S.TXN_ID,
             pl.lit(False).alias("_in"),
         )
-        flows = pl.concat([inflow, outflow]).sort("_pk", S.TS, pl.col("_in").not_(), S.TXN_ID).collect()
+        # Receipts before sends at the same instant; sort_rows: a multi-column sort at a fraction of the cost.
+        flows = pl.concat([inflow, outflow]).with_columns(pl.col("_in").not_().alias("_out")).collect()
+        flows = sort_rows(flows, ["_pk", S.TS, "_out", S.TXN_ID]).drop("_out")
         if flows.height == 0:
             return self.empty()
         starts = group_starts(flows.select("_pk"))

@@ -30,6 +30,7 @@ from followmoney.detectors.base import (
 )
 from followmoney.kernels import window_clusters
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+from followmoney.sorting import sort_rows
 
 _US_PER_DAY = 86_400_000_000
 
@@ -120,9 +121,9 @@ class NearThresholdWindow(Detector):
             .filter(own & band)
             .select(key, S.TS, value.alias("_value"), S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, party, other)
             .filter(pl.len().over(key) >= min(c[3] for c in criteria))
-            .sort(key, S.TS, S.TXN_ID)
             .collect()
         )
+        sub = sort_rows(sub, [key, S.TS, S.TXN_ID])
         if sub.height == 0:
             return self.empty()
         ts = np.ascontiguousarray(sub[S.TS].dt.epoch("us").to_numpy())

@@ -1,0 +1,43 @@
+"""Sorting frames by several keys, fast: one stable single-key sort per key, least significant first.
+
+Polars sorts by several columns by encoding each row's keys into one comparable byte string and sorting
+those, which costs about ten times a single-column sort: ordering the 3.9M receipts and sends of the 10M
+world's pooling parties by (party key, time) took 1.2-1.4 s, against 0.16 s for either column alone. A
+stable sort by the last key, then by each earlier key in turn (each one a gather and a stable
+single-column sort), orders rows exactly as the multi-column sort with `maintain_order=True`: by the keys
+lexicographically, ties in input order, nulls first. That is radix sorting with whole columns as digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+
+def sort_order(frame: pl.DataFrame, keys: Sequence[str]) -> pl.Series:
+    """Row indices of `frame` in ascending lexicographic order of the `keys` columns (nulls first, ties in
+    input order): the order `frame.sort(keys, maintain_order=True)` puts rows in."""
+    if not keys:
+        raise ValueError("sort_order needs at least one key")
+    order: pl.Series | None = None
+    for key in reversed(keys):
+        column = frame.get_column(key)
+        values = column if order is None else column.gather(order)
+        step = values.to_frame(key).select(pl.arg_sort_by(key, maintain_order=True)).to_series()
+        order = step if order is None else order.gather(step)
+    assert order is not None
+    return order
+
+
+def sort_rows(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """`frame` sorted by the `keys` columns as `frame.sort(keys, maintain_order=True)` sorts it (see
+    sort_order), in a fraction of the time when there are several keys."""
+    if frame.height <= 1:
+        return frame
+    if len(keys) == 1:
+        return frame.sort(keys[0], maintain_order=True)
+    # One chunk first: a filtered query's result comes in hundreds of chunks, and gathering from those
+    # costs several times more (3.9M rows of 200 chunks: 1.7 s, against 0.1 + 0.25 s after a rechunk).
+    frame = frame.rechunk()
+    return frame[sort_order(frame, keys)]
