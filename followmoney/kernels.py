@@ -396,6 +396,57 @@ def schedule_regularity(
     return best_period, best_p_hat, best_cv, best_dev, best_missed, best_used, used_rows
 
 
+@njit(cache=True, nogil=True)
+def partition_copies(
+    sender_part: np.ndarray, receiver_part: np.ndarray, phone_part: np.ndarray, n_parts: np.int64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The copies of rows spilled into partitions, by partition then row: (row, partition, primary, counts).
+
+    Row i goes to its sender's partition (the primary copy), to its receiver's when that is another one,
+    and to its phone's (`phone_part`, -1 for none) when that is neither. A counting sort: one pass counts
+    each partition's copies, a second writes every row's copies at its partitions' next free places, so
+    each partition's copies come in row order. `counts[p]` is partition p's number of copies."""
+    n = sender_part.shape[0]
+    counts = np.zeros(n_parts, dtype=np.int64)
+    for i in range(n):
+        s = sender_part[i]
+        r = receiver_part[i]
+        ph = phone_part[i]
+        counts[s] += 1
+        if r != s:
+            counts[r] += 1
+        if ph >= 0 and ph != s and ph != r:
+            counts[ph] += 1
+    place = np.zeros(n_parts, dtype=np.int64)
+    total = 0
+    for p in range(n_parts):
+        place[p] = total
+        total += counts[p]
+    rows = np.empty(total, dtype=np.uint32)
+    parts = np.empty(total, dtype=np.uint32)
+    primary = np.zeros(total, dtype=np.bool_)
+    for i in range(n):
+        s = sender_part[i]
+        r = receiver_part[i]
+        ph = phone_part[i]
+        at = place[s]
+        rows[at] = i
+        parts[at] = s
+        primary[at] = True
+        place[s] += 1
+        if r != s:
+            at = place[r]
+            rows[at] = i
+            parts[at] = r
+            place[r] += 1
+        if ph >= 0 and ph != s and ph != r:
+            at = place[ph]
+            rows[at] = i
+            parts[at] = ph
+            place[ph] += 1
+    return rows, parts, primary, counts
+
+
 def group_slices(starts: np.ndarray, parts: int, min_rows: int = 200_000) -> list[tuple[int, int]]:
     """Split groups into up to `parts` runs of consecutive groups with about equal row counts, as
     (first group, end group); one run when there are fewer than `min_rows` rows (threads cost more)."""

@@ -34,6 +34,7 @@ from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
 from followmoney.detectors.fan import phone_digits
 from followmoney.errors import InputError, ResourceError
+from followmoney.kernels import partition_copies
 from followmoney.normalise import (
     PARTY_KEY_SEED,
     RECEIVER_KEY,
@@ -236,32 +237,29 @@ def _slices(info: InputFile, rows: int, chunk_rows: int) -> list[tuple[int, int]
 
 
 def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl.DataFrame:
-    """(row index, partition, primary) for every copy of every clean row, by partition then row.
+    """(row index, partition, primary[, phone partition]) for every copy of every clean row, by partition
+    then row.
 
     A row goes to its sender's partition (the primary copy), to its receiver's when that is another
-    one, and to its sender's phone's when that is neither; one sort of a single 64-bit key orders them."""
+    one, and to its sender's phone's when that is neither (kernels.partition_copies: a counting sort,
+    10M rows in 25 partitions 0.1 s, against 3.8 s for building the copies and sorting them by a key)."""
     with_phone = "phone" in sides and S.SENDER_PHONE in clean.columns
-    keys = [
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"),
-        part_of(pl.col(SENDER_KEY), n_parts).alias("_s"),
-        part_of(pl.col(RECEIVER_KEY), n_parts).alias("_r"),
-    ]
+    keys = [part_of(pl.col(SENDER_KEY), n_parts).alias("_s"), part_of(pl.col(RECEIVER_KEY), n_parts).alias("_r")]
     if with_phone:
         keys.append(part_of(phone_key(), n_parts).alias("_ph"))
     parts = clean.lazy().select(keys).collect()  # lazy: the phone's digits are computed once
-    # Every copy carries its phone's partition, so reading a partition need not compute phone keys again.
-    phone = [pl.col("_ph").alias(PHONE_PART)] if with_phone else []
-    copies = [parts.select("_i", pl.col("_s").alias("_p"), pl.lit(True).alias(PRIMARY), *phone)]
-    if "party" in sides:
-        moved = parts.filter(pl.col("_r") != pl.col("_s"))
-        copies.append(moved.select("_i", pl.col("_r").alias("_p"), pl.lit(False).alias(PRIMARY), *phone))
+    phone = parts["_ph"].cast(pl.Int64).fill_null(-1) if with_phone else pl.repeat(-1, parts.height, eager=True)
+    rows, part, primary, _ = partition_copies(
+        np.ascontiguousarray(parts["_s"].cast(pl.Int64).to_numpy()),
+        np.ascontiguousarray(parts["_r"].cast(pl.Int64).to_numpy()),
+        np.ascontiguousarray(phone.cast(pl.Int64).to_numpy()),
+        np.int64(n_parts),
+    )
+    copies = pl.DataFrame({"_i": rows, "_p": part, PRIMARY: primary})
     if with_phone:
-        new = pl.col("_ph").is_not_null() & (pl.col("_ph") != pl.col("_s"))
-        if "party" in sides:
-            new = new & (pl.col("_ph") != pl.col("_r"))
-        copies.append(parts.filter(new).select("_i", pl.col("_ph").alias("_p"), pl.lit(False).alias(PRIMARY), *phone))
-    order = (pl.col("_p").cast(pl.UInt64) * (1 << 32) + pl.col("_i").cast(pl.UInt64)).alias("_order")
-    return pl.concat(copies).with_columns(order).sort("_order").drop("_order")
+        # Every copy carries its phone's partition, so reading a partition need not compute phone keys again.
+        copies = copies.with_columns(parts["_ph"].gather(copies["_i"]).alias(PHONE_PART))
+    return copies
 
 
 def spill_transfers(

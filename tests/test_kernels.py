@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from followmoney.kernels import (
     forwarded_amounts,
     group_slices,
+    partition_copies,
     schedule_regularity,
     schedule_regularity_threads,
     window_clusters,
@@ -324,3 +325,37 @@ def test_group_slices_cover_every_group_once() -> None:
         assert slices[0][0] == 0 and slices[-1][1] == 6
         assert all(a < b for a, b in slices) and all(slices[i][1] == slices[i + 1][0] for i in range(len(slices) - 1))
     assert group_slices(starts, 4) == [(0, 6)]  # below min_rows: one run
+
+
+def _copies_twin(sender, receiver, phone, n_parts):
+    """Every copy (row, partition, primary) as the partitioner describes it, sorted by (partition, row)."""
+    copies = []
+    for i, (s, r, ph) in enumerate(zip(sender, receiver, phone, strict=True)):
+        copies.append((int(s), i, True))
+        if r != s:
+            copies.append((int(r), i, False))
+        if ph >= 0 and ph not in (s, r):
+            copies.append((int(ph), i, False))
+    copies.sort()
+    counts = [sum(1 for c in copies if c[0] == p) for p in range(n_parts)]
+    return [c[1] for c in copies], [c[0] for c in copies], [c[2] for c in copies], counts
+
+
+@SETTINGS
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.integers(-1, n - 1)), max_size=40),
+        )
+    )
+)
+def test_partition_copies_matches_twin(case) -> None:
+    n_parts, rows = case
+    sender = np.array([r[0] for r in rows], dtype=np.int64)
+    receiver = np.array([r[1] for r in rows], dtype=np.int64)
+    phone = np.array([r[2] for r in rows], dtype=np.int64)
+    got = partition_copies(sender, receiver, phone, np.int64(n_parts))
+    want = _copies_twin(sender, receiver, phone, n_parts)
+    for g, w in zip(got, want, strict=True):
+        assert g.tolist() == list(w)
