@@ -399,13 +399,13 @@ def schedule_regularity(
 @njit(cache=True, nogil=True)
 def partition_copies(
     sender_part: np.ndarray, receiver_part: np.ndarray, phone_part: np.ndarray, n_parts: np.int64
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The copies of rows spilled into partitions, by partition then row: (row, partition, primary, counts).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The copies of rows spilled into partitions, by partition then row: (row, partition, primary).
 
     Row i goes to its sender's partition (the primary copy), to its receiver's when that is another one,
     and to its phone's (`phone_part`, -1 for none) when that is neither. A counting sort: one pass counts
     each partition's copies, a second writes every row's copies at its partitions' next free places, so
-    each partition's copies come in row order. `counts[p]` is partition p's number of copies."""
+    each partition's copies come in row order."""
     n = sender_part.shape[0]
     counts = np.zeros(n_parts, dtype=np.int64)
     for i in range(n):
@@ -444,7 +444,7 @@ def partition_copies(
             rows[at] = i
             parts[at] = ph
             place[ph] += 1
-    return rows, parts, primary, counts
+    return rows, parts, primary
 
 
 def group_slices(starts: np.ndarray, parts: int, min_rows: int = 200_000) -> list[tuple[int, int]]:

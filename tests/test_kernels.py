@@ -327,7 +327,7 @@ def test_group_slices_cover_every_group_once() -> None:
     assert group_slices(starts, 4) == [(0, 6)]  # below min_rows: one run
 
 
-def _copies_twin(sender, receiver, phone, n_parts):
+def _copies_twin(sender, receiver, phone):
     """Every copy (row, partition, primary) as the partitioner describes it, sorted by (partition, row)."""
     copies = []
     for i, (s, r, ph) in enumerate(zip(sender, receiver, phone, strict=True)):
@@ -337,8 +337,7 @@ def _copies_twin(sender, receiver, phone, n_parts):
         if ph >= 0 and ph not in (s, r):
             copies.append((int(ph), i, False))
     copies.sort()
-    counts = [sum(1 for c in copies if c[0] == p) for p in range(n_parts)]
-    return [c[1] for c in copies], [c[0] for c in copies], [c[2] for c in copies], counts
+    return [c[1] for c in copies], [c[0] for c in copies], [c[2] for c in copies]
 
 
 @SETTINGS
@@ -356,6 +355,6 @@ def test_partition_copies_matches_twin(case) -> None:
     receiver = np.array([r[1] for r in rows], dtype=np.int64)
     phone = np.array([r[2] for r in rows], dtype=np.int64)
     got = partition_copies(sender, receiver, phone, np.int64(n_parts))
-    want = _copies_twin(sender, receiver, phone, n_parts)
+    want = _copies_twin(sender, receiver, phone)
     for g, w in zip(got, want, strict=True):
         assert g.tolist() == list(w)
