@@ -24,7 +24,7 @@ def followmoney_detect(path: Path, memory_limit: str | None = None) -> tuple[int
     from followmoney.config import ReadOptions, ScanConfig
     from followmoney.memory import enforce, parse_size, plan_memory
     from followmoney.parties import directory_slices
-    from followmoney.pipeline import CORE_COLUMNS, detect, directory_of, load_list_entries, load_transfers
+    from followmoney.pipeline import detect, directory_of, load_list_entries, load_transfers, transfer_columns
     from followmoney.read import inspect_files
     from followmoney.rules import load_rules
     from followmoney.screen import possible_official_keys
@@ -40,7 +40,7 @@ def followmoney_detect(path: Path, memory_limit: str | None = None) -> tuple[int
         )
         rules = load_rules(config.rules_dir, select=("FM101", "FM120"))
         files = inspect_files([path], ReadOptions())
-        plan = plan_memory(files, CORE_COLUMNS, out_of_core_available=True, limit=limit)
+        plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=limit)
         enforce(plan)
         transfers = load_transfers(files, config, None, rules, plan, lambda _: None)
         try:

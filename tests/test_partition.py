@@ -72,6 +72,28 @@ def test_partitioned_scan_over_several_files_with_duplicates(world: Path, tmp_pa
     assert not list(tmp_path.glob(".followmoney-spill-*")), "spill files left behind"
 
 
+def test_a_scan_without_phone_rules_leaves_the_phone_out_and_finds_the_same(world: Path, tmp_path: Path) -> None:
+    """Only a rule grouping by the sender's phone (FM130) needs it: a scan of FM101 and FM120 neither loads
+    nor spills it, and finds what the full scan finds for those rules, in memory and partitioned."""
+    from followmoney import schema as S
+    from followmoney.config import DEFAULT_RULES_DIR
+    from followmoney.pipeline import transfer_columns
+    from followmoney.rules import load_rules
+
+    assert S.SENDER_PHONE in transfer_columns(load_rules(DEFAULT_RULES_DIR))
+    assert S.SENDER_PHONE in transfer_columns(load_rules(DEFAULT_RULES_DIR, select=("FM130",)))
+    assert S.SENDER_PHONE not in transfer_columns(load_rules(DEFAULT_RULES_DIR, select=("FM101", "FM120")))
+    inputs = str(world / "transactions.arrow")
+    full = _scan(world, inputs, tmp_path / "full")
+    two = _scan(world, inputs, tmp_path / "two", "--select", "FM101,FM120")
+    parts = _scan(world, inputs, tmp_path / "parts", "--select", "FM101,FM120", "--memory-limit", "4MB")
+    assert parts["memory"]["mode"] == "out_of_core"
+    _same_outputs(tmp_path / "two", tmp_path / "parts")
+    for code in ("FM101", "FM120"):
+        assert two["candidates_per_rule"][code] == full["candidates_per_rule"][code] > 0, code
+    assert two["quarantine_reasons"] == full["quarantine_reasons"]
+
+
 def test_memory_limit_must_be_a_size(world: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["scan", str(world / "transactions.arrow"), "--out", str(tmp_path / "o"), "--memory-limit", "lots"]
