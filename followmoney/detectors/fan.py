@@ -124,13 +124,26 @@ class DistinctInWindow(Detector):
         keep = (amount >= float(params["min_amount_usd"])) & pl.col(pk).is_not_null() & pl.col(ck).is_not_null()
         if float(params["max_amount_usd"]) > 0:
             keep = keep & (amount < float(params["max_amount_usd"]))
-        enough = pl.col(ck).n_unique().over(pk) >= int(params["min_distinct"])
+        # The parties (or phones) with enough distinct counterparts among the qualifying rows, by one group-by:
+        # a window n_unique over every row cost 1.1 s at 10M rows against 0.35 s, and few groups pass (the
+        # 10M world: 201 phones). Both uses below share `frame.filter(keep)`, which Polars computes once.
+        qualifying = (
+            frame.filter(keep)
+            .group_by(pk)
+            .agg(pl.col(ck).n_unique().alias("_n"))
+            .filter(pl.col("_n") >= int(params["min_distinct"]))
+            .select(pk)
+        )
+
+        def enough(rows: pl.LazyFrame) -> pl.LazyFrame:
+            return rows.join(qualifying, on=pk, how="semi", maintain_order="left")
+
         if float(params["max_repeat_share"]) < 1.0:
             # A repeat: the same pair also dealt outside the burst (before or after) within the lookback,
             # e.g. a payroll's workers are paid again next month; a one-off split is not. Every transfer
             # of a pair counts, so it is computed over all rows of the pairs that can make a candidate
             # (those of the qualifying rows), not over every pair of the dump.
-            pairs = frame.filter(keep).filter(enough).select(pk, ck).unique()
+            pairs = enough(frame.filter(keep)).select(pk, ck).unique()
             frame = frame.join(pairs, on=[pk, ck], how="semi", maintain_order="left")
             pair = [pk, ck]
             ts = pl.col(S.TS)
@@ -143,15 +156,12 @@ class DistinctInWindow(Detector):
             frame = frame.with_columns(is_repeat.alias("_repeat"))
         else:
             frame = frame.with_columns(pl.lit(False).alias("_repeat"))
-        sub = (
-            frame.filter(keep)
-            .select(
+        sub = enough(
+            frame.filter(keep).select(
                 *dict.fromkeys([pk, ck, party, counted, other, S.TS, S.AMOUNT_USD, S.TXN_ID, S.AGENT_ID, S.SENDER_ID]),
                 "_repeat",
             )
-            .filter(enough)
-            .collect()
-        )
+        ).collect()
         sub = sort_rows(sub, [pk, S.TS, S.TXN_ID]).with_columns(
             pl.col(ck).rank("dense").cast(pl.Int64).sub(1).alias("_code")
         )
