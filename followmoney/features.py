@@ -405,6 +405,13 @@ def receiver_features(txns: pl.LazyFrame, features: Collection[str] | None = Non
     return table.rename({"_party": RECEIVER_KEY})
 
 
+def mixed_pair_key() -> pl.Expr:
+    """One 64-bit number per (sender, receiver) pair: the sender key times an odd constant plus the receiver
+    key. Grouping or a window on it is faster than on the two key columns; two pairs may (astronomically
+    rarely) share a number, so it is only for counts where a shared number cannot change a result."""
+    return pl.col(SENDER_KEY) * pl.lit(0x9E3779B97F4A7C15, pl.UInt64) + pl.col(RECEIVER_KEY)
+
+
 def pair_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -> pl.LazyFrame:
     """One row per (SENDER_KEY, RECEIVER_KEY) with ids, span, pair_n, pair_usd, pair_corridor_rarity and the
     other pair_* features among `features` (default: all).
@@ -414,7 +421,10 @@ def pair_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -
     want = _wanted(features, "pair")
     pairs = [SENDER_KEY, RECEIVER_KEY]
     cols = [*pairs, S.SENDER_ID, S.RECEIVER_ID, S.TS, S.AMOUNT_USD, RARITY]
-    rows = txns.select(cols).with_columns(pl.len().over(pairs).alias("_n"))
+    # Transfers per pair, by a window over one number per pair (the party keys mixed: 10M rows 0.43 s, against
+    # 0.7-1.3 s over the two key columns). Two pairs mixing to one number would only send a lone transfer down
+    # the repeated path, whose group-by on the real pair gives a lone transfer the same values.
+    rows = txns.select(cols).with_columns(pl.len().over(mixed_pair_key()).alias("_n"))
     lone = {  # what the variation features are for a lone (positive) amount
         "pair_amount_cv": pl.lit(0.0),
         "pair_gap_cv": pl.lit(None, pl.Float64),
