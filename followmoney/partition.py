@@ -249,11 +249,11 @@ def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl
     if with_phone:
         keys.append(part_of(phone_key(), n_parts).alias("_ph"))
     parts = clean.lazy().select(keys).collect()  # lazy: the phone's digits are computed once
-    phone = parts["_ph"].cast(pl.Int64).fill_null(-1) if with_phone else pl.repeat(-1, parts.height, eager=True)
+    no_phone = np.full(parts.height, -1, dtype=np.int64)
     rows, part, primary = partition_copies(
         np.ascontiguousarray(parts["_s"].cast(pl.Int64).to_numpy()),
         np.ascontiguousarray(parts["_r"].cast(pl.Int64).to_numpy()),
-        np.ascontiguousarray(phone.cast(pl.Int64).to_numpy()),
+        np.ascontiguousarray(parts["_ph"].cast(pl.Int64).fill_null(-1).to_numpy()) if with_phone else no_phone,
         np.int64(n_parts),
     )
     copies = pl.DataFrame({"_i": rows, "_p": part, PRIMARY: primary})
