@@ -91,6 +91,8 @@ class Transfers:
     spill_dir: Path | None = None
     spill_bytes: int = 0
     checked: set[int] = field(default_factory=set)  # partitions whose keys were checked for collisions
+    # RECEIVER_KEY, receiver_n (Float64): clean transfers per receiver, when counted while spilling
+    receiver_counts: pl.DataFrame | None = None
 
     @property
     def rows(self) -> int:
@@ -273,18 +275,21 @@ def spill_transfers(
     sides: frozenset[str],
     chunk_rows: int,
     advance: Callable[[int], None],
+    count_receivers: bool = False,
 ) -> Transfers:
     """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
     partitions (Arrow IPC, zstd) in a temporary directory under the output directory. `sides` always
     holds "party": every transfer of a party key is in the partition owning it (detectors and the key
-    collision check rely on it), "phone" adds the sender phone's partition."""
+    collision check rely on it), "phone" adds the sender phone's partition. With `count_receivers`, the
+    pass also counts every receiver's clean transfers (Transfers.receiver_counts: the anomaly model's
+    receiver_n, so pairs can be scored while detecting instead of in a pass of their own)."""
     if "party" not in sides:
         raise ValueError("spill_transfers needs the 'party' side")
     spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=spill_parent(config)))
     transfers = Transfers(n_parts=n_parts, bad=pl.DataFrame(), scanned={}, spill_files=[[] for _ in range(n_parts)])
     transfers.spill_dir = spill_dir
     try:
-        _spill(transfers, files, rows_per_file, columns, config, fx, sides, chunk_rows, advance)
+        _spill(transfers, files, rows_per_file, columns, config, fx, sides, chunk_rows, advance, count_receivers)
     except BaseException:
         transfers.close()
         raise
@@ -312,11 +317,13 @@ def _spill(
     sides: frozenset[str],
     chunk_rows: int,
     advance: Callable[[int], None],
+    count_receivers: bool,
 ) -> None:
     assert transfers.spill_dir is not None
     n_parts = transfers.n_parts
     hashes: list[np.ndarray] = []  # txn_id hash of every row that has an id, in file and row order
     bad_parts: list[pl.DataFrame] = []
+    receivers: list[np.ndarray] = []  # RECEIVER_KEY of every clean row (count_receivers), 8 bytes a row
     scanned = dict.fromkeys(range(len(files)), 0)
     tid = pl.col(S.TXN_ID)
     present = has_text(tid)
@@ -332,13 +339,17 @@ def _spill(
             bad_parts.append(bad)
             clean, _ = _split(frame)
             scanned[index] += clean.height
+            if count_receivers:
+                receivers.append(clean[RECEIVER_KEY].to_numpy())
             _write_parts(transfers, clean, _assignments(clean, n_parts, sides), chunk)
             chunk += 1
         advance(1)
     bad_rows = pl.concat(bad_parts, how="diagonal_relaxed")
     dups, bad_rows = _duplicates(transfers, np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), bad_rows)
-    transfers.duplicates = dups
-    for file_index, n in _counts_of(dups).items():
+    transfers.duplicates = dups[ROW_KEY]
+    if count_receivers:
+        transfers.receiver_counts = _receiver_counts(receivers, dups[RECEIVER_KEY])
+    for file_index, n in _counts_of(transfers.duplicates).items():
         scanned[file_index] -= n
     transfers.scanned = scanned
     transfers.bad = bad_rows
@@ -383,6 +394,23 @@ def write_spill_file(rows: pl.DataFrame, path: Path) -> None:
         ) from None
 
 
+def _receiver_counts(receivers: list[np.ndarray], duplicates: pl.Series) -> pl.DataFrame:
+    """RECEIVER_KEY, receiver_n (Float64, as features.receiver_features counts it): every receiver's clean
+    transfers, from the receiver keys of every clean row of the pass less those of the `duplicates` found
+    after it (their receiver keys)."""
+    keys = pl.Series(RECEIVER_KEY, np.concatenate(receivers) if receivers else np.zeros(0, np.uint64))
+    counts = keys.to_frame().group_by(RECEIVER_KEY).len()
+    if duplicates.len():
+        repeated = duplicates.to_frame(RECEIVER_KEY).group_by(RECEIVER_KEY).agg(pl.len().alias("_dups"))
+        counts = (
+            counts.join(repeated, on=RECEIVER_KEY, how="left")
+            .with_columns((pl.col("len") - pl.col("_dups").fill_null(0)).alias("len"))
+            .filter(pl.col("len") > 0)
+            .drop("_dups")
+        )
+    return counts.select(RECEIVER_KEY, pl.col("len").cast(pl.Float64).alias("receiver_n"))
+
+
 def _counts_of(dups: pl.Series) -> dict[int, int]:
     if dups.len() == 0:
         return {}
@@ -390,21 +418,22 @@ def _counts_of(dups: pl.Series) -> dict[int, int]:
     return dict(zip(files[files.columns[0]].to_list(), files["count"].to_list(), strict=True))
 
 
-def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
-    """(ROW_KEY of clean rows that repeat an earlier txn_id, quarantine keys with every reason).
+def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(ROW_KEY and RECEIVER_KEY of clean rows that repeat an earlier txn_id, quarantine keys with every reason).
 
     As normalise.mark_duplicates on the whole input: only rows whose id hash repeats are compared."""
     hashes.sort()
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]]) if hashes.shape[0] > 1 else hashes[:0]
     keys = [S.SOURCE_FILE, S.SOURCE_ROW, S.REASON]
     if repeated.shape[0] == 0:
-        return pl.Series(ROW_KEY, [], pl.UInt64), bad_rows.select(keys).sort(S.SOURCE_FILE, S.SOURCE_ROW)
+        none = pl.DataFrame(schema={ROW_KEY: pl.UInt64, RECEIVER_KEY: pl.UInt64})
+        return none, bad_rows.select(keys).sort(S.SOURCE_FILE, S.SOURCE_ROW)
     wanted = pl.Series(repeated).implode()
     suspect_of = pl.col(S.TXN_ID).hash(PARTY_KEY_SEED).is_in(wanted)
     clean_suspects = (
         transfers.every_row(with_duplicates=True)
         .filter(suspect_of)
-        .select(S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, pl.lit(None, pl.String).alias(S.REASON))
+        .select(S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, RECEIVER_KEY, pl.lit(None, pl.String).alias(S.REASON))
         .collect(engine="streaming")  # never all spilled rows at once
     )
     suspects = (
@@ -427,4 +456,4 @@ def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame
     )
     moved = clean_dups.select(S.SOURCE_FILE, S.SOURCE_ROW, pl.lit("duplicate txn_id").alias(S.REASON))
     bad = pl.concat([marked, moved], how="vertical_relaxed").sort(S.SOURCE_FILE, S.SOURCE_ROW)
-    return clean_dups.select(row_key().alias(ROW_KEY))[ROW_KEY], bad
+    return clean_dups.select(row_key().alias(ROW_KEY), RECEIVER_KEY), bad

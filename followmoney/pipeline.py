@@ -24,11 +24,14 @@ from followmoney.config import ScanConfig
 from followmoney.detectors import DETECTORS
 from followmoney.detectors.anomaly import KIND as ANOMALY_KIND
 from followmoney.detectors.anomaly import (
+    PairScorer,
     anomaly_models,
     anomaly_stage,
     finalize_anomalies,
     model_feature_names,
     owned_receiver_features,
+    pair_scorers,
+    receivers_countable,
 )
 from followmoney.detectors.base import OWNER_KEY, OfficialScreen
 from followmoney.graph import Neighbourhood, neighbourhood
@@ -37,7 +40,7 @@ from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.matching import PreparedLists
 from followmoney.memory import MemoryPlan, plan_memory
 from followmoney.memory import enforce as enforce_memory
-from followmoney.normalise import FxTable, load_fx, party_keys
+from followmoney.normalise import SENDER_KEY, FxTable, load_fx, party_keys
 from followmoney.parties import (
     PartyDirectory,
     directory_slices,
@@ -145,9 +148,11 @@ def load_transfers(
     rules: list[Rule],
     plan: MemoryPlan,
     advance: Callable[[int], None],
+    count_receivers: bool = False,
 ) -> Transfers:
     """The clean transfers: in memory, or (plan.mode == "out_of_core") spilled into party partitions that
-    hold every transfer of the parties (and phones) each rule groups on."""
+    hold every transfer of the parties (and phones) each rule groups on (`count_receivers`: see
+    partition.spill_transfers)."""
     columns = transfer_columns(rules)
     if plan.mode != "out_of_core":
         return load_in_memory(files, columns, config, fx, advance)
@@ -156,7 +161,9 @@ def load_transfers(
         if rule.kind != ANOMALY_KIND:
             sides |= DETECTORS[rule.kind]().partition_sides(rule.params)
     rows = [stored_rows(info) if info.fmt != "csv" else 0 for info in files]
-    return spill_transfers(files, rows, columns, config, fx, plan.partitions, sides, plan.chunk_rows, advance)
+    return spill_transfers(
+        files, rows, columns, config, fx, plan.partitions, sides, plan.chunk_rows, advance, count_receivers
+    )
 
 
 def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFrame) -> pl.DataFrame:
@@ -190,12 +197,13 @@ def detect(
     transfers: Transfers | pl.DataFrame,
     rules: list[Rule],
     advance: Callable[[int], None],
-    also: Callable[[pl.DataFrame], None] | None = None,
+    also: Callable[[int, pl.DataFrame], None] | None = None,
     officials: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Run every rule's detector on every partition, keeping the candidates each partition owns; candidates
     of all rules in one frame (rule_code filled in), in rule order then a canonical order within a rule.
-    `also` is called with each partition's frame (work that needs every partition, done in the same pass).
+    `also` is called with each partition's index and frame (work that needs every partition, done in the same
+    pass).
     `officials` (screen.possible_official_keys) lets rules that need an official skip every other party."""
     if isinstance(transfers, pl.DataFrame):
         transfers = Transfers(n_parts=1, bad=pl.DataFrame(), scanned={}, memory=transfers)
@@ -217,8 +225,8 @@ def detect(
             seconds[rule.code] += time.perf_counter() - started
         if also is not None:
             started = time.perf_counter()
-            also(frame)
-            seconds["(receiver features)"] = seconds.get("(receiver features)", 0.0) + time.perf_counter() - started
+            also(part, frame)
+            seconds["(also)"] = seconds.get("(also)", 0.0) + time.perf_counter() - started
         advance(1)
         started = time.perf_counter()
     _LOG.info("  partitions read: %.1f s; by rule: %s", read_s, ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
@@ -529,8 +537,12 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         # Memory guard: in memory when it fits, else partitioned by party into spill files (or stop with advice).
         plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=config.memory_limit)
         enforce_memory(plan)
+    models = anomaly_models(rules, config.model, config.models_dir)
+    # Partitioned, a model that reads no receiver feature but receiver_n scores pairs in the detection pass:
+    # the spilling pass counts every receiver's transfers, which is all one partition cannot see.
+    fused = plan.mode == "out_of_core" and receivers_countable(models)
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
-        transfers = load_transfers(files, config, fx, rules, plan, advance)
+        transfers = load_transfers(files, config, fx, rules, plan, advance, count_receivers=fused)
     slices = directory_slices(plan.rows, plan.available_bytes)
     try:
         with contextlib.ExitStack() as stack:
@@ -541,24 +553,17 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
                 with timer("screen"), progress.stage("finding parties that could be listed officials"):
                     directory = stack.enter_context(directory_of(files, config, slices))
                     officials = possible_official_keys(directory, entries, (settings or LinkSettings()).match)
-            # Partitioned: the anomaly model needs every receiver's features before it scores pairs, so they
-            # are gathered in the detection pass instead of a pass of their own.
-            models = anomaly_models(rules, config.model, config.models_dir)
-            receivers: list[pl.DataFrame] = []
-            gather = receivers.append if transfers.n_parts > 1 and models else None
-            features = model_feature_names(models)  # only what the models read is computed
+            also, receivers, scorers = _detection_pass_extras(transfers, models)
             with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
-                candidates = detect(
-                    transfers,
-                    [r for r in rules if r.kind != ANOMALY_KIND],
-                    advance,
-                    (lambda frame: gather(owned_receiver_features(frame, features))) if gather else None,
-                    officials,
-                )
+                candidates = detect(transfers, [r for r in rules if r.kind != ANOMALY_KIND], advance, also, officials)
             with timer("model"), progress.stage("scoring payer->receiver pairs with the anomaly model"):
                 # Anomaly model (issue 5): pair features + model scores -> anomaly candidates, payer percentiles.
                 candidates, models_used = anomaly_stage(
-                    transfers, candidates, models, pl.concat(receivers) if receivers else None
+                    transfers,
+                    candidates,
+                    models,
+                    pl.concat(receivers) if receivers else None,
+                    {ref: scorer.result() for ref, scorer in scorers.items()} if scorers else None,
                 )
             with timer("link"), progress.stage("linking parties to lists"):
                 if directory is None:
@@ -587,6 +592,35 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     with timer("write"), progress.stage("writing outputs"):
         outputs = write_outputs(config.out_dir, alerts, quarantine, data, extra={"cases.parquet": build_cases(alerts)})
     return Summary(data, alerts, quarantine, outputs)
+
+
+def _detection_pass_extras(
+    transfers: Transfers, models: dict[str, Any]
+) -> tuple[Callable[[int, pl.DataFrame], None] | None, list[pl.DataFrame], dict[str, PairScorer]]:
+    """What the anomaly models need from the detection pass over the partitions: (the per-partition call for
+    detect's `also`, the receiver features it gathers, the pair scorers it fills).
+
+    In memory nothing (one partition: the model stage computes it all from the same frame). Partitioned,
+    with the receivers counted while spilling (Transfers.receiver_counts), every partition's pairs are scored
+    as it is read for detection; otherwise every receiver's features are gathered, for the model stage's
+    own pass over the partitions."""
+    receivers: list[pl.DataFrame] = []
+    if transfers.n_parts <= 1 or not models:
+        return None, receivers, {}
+    if transfers.receiver_counts is not None:
+        scorers = pair_scorers(models, transfers.receiver_counts)
+
+        def score(part: int, frame: pl.DataFrame) -> None:
+            for scorer in scorers.values():
+                scorer.add(frame, transfers.owned(SENDER_KEY, part))
+
+        return score, receivers, scorers
+    features = model_feature_names(models)  # only what the models read is computed
+
+    def gather(_part: int, frame: pl.DataFrame) -> None:
+        receivers.append(owned_receiver_features(frame, features))
+
+    return gather, receivers, {}
 
 
 def _summary(

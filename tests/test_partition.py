@@ -52,16 +52,21 @@ def test_partitioned_scan_equals_in_memory_scan(world: Path, tmp_path: Path) -> 
     assert not list((tmp_path / "parts").glob(".followmoney-spill-*")), "spill files left behind"
 
 
-def test_partitioned_scan_over_several_files_with_duplicates(world: Path, tmp_path: Path) -> None:
-    """Two Parquet files read in slices; the second repeats 50 txn_ids of the first (duplicates across
-    files, found only after the streaming pass) and carries the planted bad rows."""
+def _two_files_with_duplicates(world: Path, folder: Path) -> str:
+    """The world's rows as two Parquet files, the second repeating 50 txn_ids of the first; their glob."""
     rows = pl.read_ipc(world / "transactions.arrow")
     first, second = rows.slice(0, ROWS // 2), rows.slice(ROWS // 2)
     repeated = first.slice(100, 50).with_columns(pl.col("amount").mul(2))
-    (tmp_path / "in").mkdir()
-    first.write_parquet(tmp_path / "in" / "a.parquet")
-    pl.concat([second, repeated]).write_parquet(tmp_path / "in" / "b.parquet")
-    inputs = str(tmp_path / "in" / "*.parquet")
+    folder.mkdir()
+    first.write_parquet(folder / "a.parquet")
+    pl.concat([second, repeated]).write_parquet(folder / "b.parquet")
+    return str(folder / "*.parquet")
+
+
+def test_partitioned_scan_over_several_files_with_duplicates(world: Path, tmp_path: Path) -> None:
+    """Two Parquet files read in slices; the second repeats 50 txn_ids of the first (duplicates across
+    files, found only after the streaming pass) and carries the planted bad rows."""
+    inputs = _two_files_with_duplicates(world, tmp_path / "in")
     whole = _scan(world, inputs, tmp_path / "whole")
     parts = _scan(world, inputs, tmp_path / "parts", "--memory-limit", "3MB", "--spill-dir", str(tmp_path))
     assert parts["memory"]["mode"] == "out_of_core"
@@ -70,6 +75,35 @@ def test_partitioned_scan_over_several_files_with_duplicates(world: Path, tmp_pa
     assert [f["rows_scanned"] for f in parts["files"]] == [f["rows_scanned"] for f in whole["files"]]
     _same_outputs(tmp_path / "whole", tmp_path / "parts")
     assert not list(tmp_path.glob(".followmoney-spill-*")), "spill files left behind"
+
+
+def test_receivers_counted_while_spilling_are_their_clean_transfers(world: Path, tmp_path: Path) -> None:
+    """The spilling pass's receiver counts (what lets the anomaly model score pairs while detecting) are
+    receiver_n as the features count it over every clean transfer: duplicates found after the pass are
+    taken off, quarantined rows never counted."""
+    from followmoney.config import ScanConfig
+    from followmoney.features import receiver_features
+    from followmoney.memory import parse_size, plan_memory
+    from followmoney.normalise import RECEIVER_KEY
+    from followmoney.pipeline import load_transfers, now_utc, transfer_columns
+    from followmoney.read import inspect_files, resolve_inputs
+    from followmoney.rules import load_rules
+
+    inputs = _two_files_with_duplicates(world, tmp_path / "in")
+    config = ScanConfig(inputs=inputs, out_dir=tmp_path / "out", now=now_utc(), memory_limit=parse_size("3MB"))
+    rules = load_rules(config.rules_dir)
+    files = inspect_files(resolve_inputs(inputs), config.read)
+    plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=config.memory_limit)
+    assert plan.mode == "out_of_core"
+    transfers = load_transfers(files, config, None, rules, plan, lambda _: None, count_receivers=True)
+    try:
+        assert transfers.duplicates is not None and transfers.duplicates.len() >= 50  # 3 planted in the world
+        assert transfers.receiver_counts is not None
+        expected = receiver_features(transfers.every_row(), ("receiver_n",)).collect()
+        assert expected["receiver_n"].sum() == transfers.rows
+        assert_frame_equal(transfers.receiver_counts.sort(RECEIVER_KEY), expected.sort(RECEIVER_KEY), check_exact=True)
+    finally:
+        transfers.close()
 
 
 def test_a_scan_without_phone_rules_leaves_the_phone_out_and_finds_the_same(world: Path, tmp_path: Path) -> None:

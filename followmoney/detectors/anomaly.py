@@ -241,44 +241,69 @@ def owned_receiver_features(frame: pl.DataFrame, features: Collection[str] | Non
     return receiver_features(frame.lazy().filter(owned_rows(frame, OWN_RECEIVER)), features).collect()
 
 
+class PairScorer:
+    """Scores one model's payer->receiver pairs partition by partition, keeping what the candidates need.
+
+    Each partition's pairs are those of the payers it owns (every transfer of a payer meets in its
+    partition); `receivers` (receiver features of every receiver) replaces what one partition cannot see
+    of a receiver, and is None in memory (one partition: pair_table computes them from the same frame)."""
+
+    def __init__(self, model: Model, floor: float, receivers: pl.DataFrame | None = None) -> None:
+        self.model, self.floor, self.receivers = model, floor, receivers
+        self.corridors = model.corridors()
+        self.hits: list[pl.DataFrame] = []
+        self.payers: list[pl.DataFrame] = []
+        self.n_pairs = 0
+        self.seconds = {"pair features": 0.0, "model scores": 0.0}
+
+    def add(self, frame: pl.DataFrame, owned_payers: pl.Expr) -> None:
+        """Score the pairs of the payers `owned_payers` (a condition on SENDER_KEY) selects in `frame`."""
+        started = time.perf_counter()
+        # Unordered: the hits kept are sorted in result(), and a payer's percentile is a maximum.
+        model = self.model
+        features = model.feature_names
+        table = pair_table(frame, self.corridors, self.receivers, owned_payers, ordered=False, features=features)
+        self.seconds["pair features"] += time.perf_counter() - started
+        started = time.perf_counter()
+        scores = model.table_scores(table)
+        self.n_pairs += table.height
+        self.hits.append(_hits(model, table, scores, self.floor))
+        self.payers.append(_payer_percentiles(model, table, scores))
+        self.seconds["model scores"] += time.perf_counter() - started
+
+    def result(self) -> ScoredPairs:
+        """Every partition's hits and payer percentiles, in one canonical order."""
+        LOG.info("  %s pairs: %s", f"{self.n_pairs:,}", ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        if not self.hits:
+            return ScoredPairs(
+                pl.DataFrame(), pl.DataFrame(schema={"subject_id": pl.String, PERCENTILE: pl.Float64}), 0
+            )
+        return ScoredPairs(
+            pl.concat(self.hits).sort(SENDER_KEY, RECEIVER_KEY),
+            pl.concat(self.payers).sort("subject_id"),
+            self.n_pairs,
+        )
+
+
 def score_pairs(
     transfers: PartitionedTransfers, model: Model, floor: float, receivers: pl.DataFrame | None = None
 ) -> ScoredPairs:
     """Score every payer->receiver pair, partition by partition, each in its payer's partition. When
     partitioned, `receivers` (owned_receiver_features of every partition, e.g. gathered while detecting)
     is computed here if not given."""
-    corridors = model.corridors()
     if transfers.n_parts > 1 and receivers is None:
         receivers = pl.concat(
             [owned_receiver_features(frame, model.feature_names) for _, frame in transfers.partitions((S.TS,))]
         )
-    if transfers.n_parts == 1:
-        receivers = None  # one partition: pair_table computes them from the same frame
-    hits, payers, n_pairs = [], [], 0
-    seconds = {"partitions read": 0.0, "pair features": 0.0, "model scores": 0.0}
+    scorer = PairScorer(model, floor, receivers if transfers.n_parts > 1 else None)
+    reading = 0.0
     started = time.perf_counter()
     for part, frame in transfers.partitions(PAIR_TABLE_COLUMNS):
-        seconds["partitions read"] += time.perf_counter() - started
+        reading += time.perf_counter() - started
+        scorer.add(frame, transfers.owned(SENDER_KEY, part))
         started = time.perf_counter()
-        # Unordered: the hits kept are sorted below, and a payer's percentile is a maximum.
-        owned = transfers.owned(SENDER_KEY, part)
-        table = pair_table(frame, corridors, receivers, owned, ordered=False, features=model.feature_names)
-        seconds["pair features"] += time.perf_counter() - started
-        started = time.perf_counter()
-        scores = model.table_scores(table)
-        n_pairs += table.height
-        hits.append(_hits(model, table, scores, floor))
-        payers.append(_payer_percentiles(model, table, scores))
-        seconds["model scores"] += time.perf_counter() - started
-        started = time.perf_counter()
-    LOG.info("  %s pairs: %s", f"{n_pairs:,}", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
-    if not hits:
-        return ScoredPairs(pl.DataFrame(), pl.DataFrame(schema={"subject_id": pl.String, PERCENTILE: pl.Float64}), 0)
-    return ScoredPairs(
-        pl.concat(hits).sort(SENDER_KEY, RECEIVER_KEY),
-        pl.concat(payers).sort("subject_id"),
-        n_pairs,
-    )
+    LOG.info("  partitions read for the model: %.1f s", reading)
+    return scorer.result()
 
 
 def anomaly_models(
@@ -298,29 +323,52 @@ def model_feature_names(models: dict[str, tuple[Model, list[Any]]]) -> tuple[str
     return tuple(sorted({name for model, _ in models.values() for name in model.feature_names}))
 
 
+def receivers_countable(models: dict[str, tuple[Model, list[Any]]]) -> bool:
+    """True when the only receiver feature any model of `models` reads is receiver_n: a count of each
+    receiver's transfers that the pass spilling the partitions can keep, so pairs can be scored in the
+    detection pass instead of a pass of their own (partition.spill_transfers' count_receivers)."""
+    wanted = {name for name in model_feature_names(models) if name.startswith("receiver_")}
+    return bool(models) and wanted <= {"receiver_n"}
+
+
+def pair_scorers(
+    models: dict[str, tuple[Model, list[Any]]], receivers: pl.DataFrame | None = None
+) -> dict[str, PairScorer]:
+    """One PairScorer per model of `models`, its floor the lowest min_percentile of the rules using it."""
+    return {
+        ref: PairScorer(model, min(float(r.params["min_percentile"]) for r in mine), receivers)
+        for ref, (model, mine) in models.items()
+    }
+
+
 def anomaly_stage(
     transfers: PartitionedTransfers,
     candidates: pl.DataFrame,
     models: dict[str, tuple[Model, list[Any]]],
     receivers: pl.DataFrame | None = None,
+    scored: dict[str, ScoredPairs] | None = None,
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """Score pairs once per model of `models` (anomaly_models); add anomaly candidates of every `anomaly`
     rule and payer percentiles to all.
 
     Returns (candidates, models used) — the latter for summary.json. Without an anomaly rule the
-    candidates come back unchanged. `receivers`: see score_pairs.
+    candidates come back unchanged. `receivers`: see score_pairs. `scored` (by model reference): pairs
+    already scored in the detection pass (pair_scorers), which are then not scored again.
     """
     if not models:
         return candidates, []
     parts: list[pl.DataFrame] = []
     first: ScoredPairs | None = None
-    for model, mine in models.values():
-        scored = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine), receivers)
-        first = first if first is not None else scored
-        if scored.hits.height == 0:
+    for ref, (model, mine) in models.items():
+        if scored is not None and ref in scored:
+            pairs = scored[ref]
+        else:
+            pairs = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine), receivers)
+        first = first if first is not None else pairs
+        if pairs.hits.height == 0:
             continue
         for rule in mine:
-            found = anomaly_candidates(transfers.every_row(), model, scored.hits, rule.params, scored.n_pairs)
+            found = anomaly_candidates(transfers.every_row(), model, pairs.hits, rule.params, pairs.n_pairs)
             parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
     assert first is not None
     base = candidates.drop(PERCENTILE, strict=False).join(first.payer_percentiles, on="subject_id", how="left")
