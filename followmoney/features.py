@@ -19,7 +19,9 @@ import numpy as np
 import polars as pl
 
 from followmoney import schema as S
+from followmoney.kernels import group_gap_cv, group_sums_cv, payer_time_stats
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+from followmoney.sorting import sort_order, sort_rows
 
 NEAR_THRESHOLDS_USD = (3_000.0, 10_000.0)  # the MSB record-keeping and CTR lines (see DOMAIN.md)
 NEAR_BAND = 0.2  # "within 20% below" a threshold
@@ -319,8 +321,13 @@ def payer_features(
     (for the velocity feature). Features nobody asked for are not computed: the weekly distinct receivers and
     the velocity join cost more than the rest together."""
     want = _wanted(features, "payer")
-    # Per-row facts first, so the sort moves numbers and category codes, not strings (same order, same values).
-    base = (
+    # Per-row facts first, so the sort moves numbers and category codes, not strings. Sorted by payer (stable:
+    # each payer's rows together, in input order), so the group-bys meet each payer's rows at once, and what
+    # depends on time order (amounts summed, gaps, the busiest week) is computed payer by payer by a kernel
+    # that puts the payer's rows in time order: the sums do not depend on the rows around the payer's (a
+    # partition or the whole input) nor on how Polars splits the work (a parallel group-by's sums changed in
+    # the last bit with the thread count). Counts and shares (sums of 0s and 1s) are exact in any order.
+    facts = (
         txns.select(
             SENDER_KEY,
             S.TS,
@@ -333,17 +340,12 @@ def payer_features(
             is_cross_border().alias("_cross"),
             local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
         )
-        # Sorted even when no gap feature is asked: the sort also fixes the order payer_usd is summed in
-        # (unsorted, 271k of 548k payers' sums differ in the last bit at 10M), and skipping it saved nothing.
-        .sort(SENDER_KEY, S.TS)
-        .with_columns(
-            pl.col(SENDER_KEY).alias("_party"),
-            week(pl.col(S.TS)).alias("_week"),
-            gaps(pl.col(S.TS), SENDER_KEY).alias("_gap"),
-        )
+        .collect()
+        .rechunk()  # gathering from a filtered query's many chunks costs several times more
     )
+    facts = facts[sort_order(facts, [SENDER_KEY])]
+    base = facts.lazy().with_columns(pl.col(SENDER_KEY).set_sorted().alias("_party"), week(pl.col(S.TS)).alias("_week"))
     aggregations = {
-        "payer_usd": pl.col(S.AMOUNT_USD).sum(),
         "payer_receivers": pl.col(RECEIVER_KEY).n_unique().cast(pl.Float64),
         "payer_agents": pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Float64),
         "payer_corridors": pl.col(CORRIDOR).n_unique().cast(pl.Float64),
@@ -353,36 +355,55 @@ def payer_features(
         "payer_round_share": share(is_round(pl.col(S.AMOUNT))),
         "payer_night_share": share(is_night(pl.col("_local"))),
         "payer_weekend_share": share(is_weekend(pl.col("_local"))),
-        "payer_gap_cv": gap_cv(pl.col("_gap")),
     }
     table = base.group_by("_party").agg(
         pl.len().cast(pl.Float64).alias("payer_n"),
         *(expr.alias(name) for name, expr in aggregations.items() if name in want),
     )
+    if want & {"payer_usd", "payer_gap_cv", "payer_burst_share"}:
+        table = table.join(_payer_time_stats(facts).lazy(), on="_party", how="left")
     finish = []
-    if want & {"payer_receivers_week", "payer_burst_share"}:
-        per_week = [pl.len().alias("_nw")]
-        if "payer_receivers_week" in want:
-            per_week.append(pl.col(RECEIVER_KEY).n_unique().alias("_rw"))
+    if "payer_receivers_week" in want:
+        # Distinct receivers in a week are counted in any order: exact.
         weekly = (
             base.group_by("_party", "_week")
-            .agg(per_week)
+            .agg(pl.col(RECEIVER_KEY).n_unique().alias("_rw"))
             .group_by("_party")
-            .agg(
-                pl.col("_nw").max().alias("_max_week"),
-                *([pl.col("_rw").max().alias("payer_receivers_week")] if "payer_receivers_week" in want else []),
-            )
+            .agg(pl.col("_rw").max().cast(pl.Float64).alias("payer_receivers_week"))
         )
         table = table.join(weekly, on="_party", how="left")
-        if "payer_receivers_week" in want:
-            finish.append(pl.col("payer_receivers_week").cast(pl.Float64))
-        if "payer_burst_share" in want:
-            finish.append((pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"))
+    if "payer_burst_share" in want:
+        finish.append((pl.col("_max_week") / pl.col("payer_n")).alias("payer_burst_share"))
     if "payer_velocity_share" in want:
         table = table.join(_velocity(txns, txns if receipts is None else receipts), on="_party", how="left")
         # Every payer here sent; those absent received nothing.
         finish.append(pl.col("payer_velocity_share").fill_null(0.0))
-    return table.with_columns(finish).drop("_max_week", strict=False).rename({"_party": SENDER_KEY})
+    table = table.with_columns(finish)
+    order = ["payer_n", "payer_usd", *aggregations, "payer_gap_cv", *_LATE_PAYER_FEATURES]
+    return table.select(pl.col("_party").alias(SENDER_KEY), *(n for n in order if n == "payer_n" or n in want))
+
+
+# Payer features that came after the rest, in this order (pair tables keep one column order).
+_LATE_PAYER_FEATURES = ("payer_receivers_week", "payer_velocity_share", "payer_burst_share")
+
+
+def _payer_time_stats(facts: pl.DataFrame) -> pl.DataFrame:
+    """_party, payer_usd, payer_gap_cv, _max_week (the most sends in one week) of the payers of `facts`
+    (sorted by payer, each payer's rows in input order), each payer's rows taken in time order, ties in input
+    order (kernels.payer_time_stats)."""
+    keys = facts[SENDER_KEY].to_numpy()
+    starts = _group_starts(keys)
+    sums, gap_cv, busiest = payer_time_stats(
+        starts, facts[S.TS].dt.epoch("us").to_numpy(), _floats(facts[S.AMOUNT_USD]), np.int64(_US_PER_WEEK)
+    )
+    return pl.DataFrame(
+        {
+            "_party": keys[starts[:-1]],
+            "payer_usd": sums,
+            "payer_gap_cv": pl.Series(gap_cv).fill_nan(None),
+            "_max_week": busiest,
+        }
+    )
 
 
 def receiver_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -> pl.LazyFrame:
@@ -424,43 +445,73 @@ def pair_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -
     # Transfers per pair, by a window over one number per pair (the party keys mixed: 10M rows 0.43 s, against
     # 0.7-1.3 s over the two key columns). Two pairs mixing to one number would only send a lone transfer down
     # the repeated path, whose group-by on the real pair gives a lone transfer the same values.
-    rows = txns.select(cols).with_columns(pl.len().over(mixed_pair_key()).alias("_n"))
+    rows = txns.select(cols).with_columns(pl.len().over(mixed_pair_key()).alias("_n")).collect()
     lone = {  # what the variation features are for a lone (positive) amount
         "pair_amount_cv": pl.lit(0.0),
         "pair_gap_cv": pl.lit(None, pl.Float64),
     }
-    single = rows.filter(pl.col("_n") == 1).select(
+    single = (
+        rows.lazy()
+        .filter(pl.col("_n") == 1)
+        .select(
+            *pairs,
+            pl.col(S.SENDER_ID).alias("subject_id"),
+            pl.col(S.RECEIVER_ID).alias("counterparty_id"),
+            pl.col(S.TS).alias("window_start"),
+            pl.col(S.TS).alias("window_end"),
+            pl.lit(1.0).alias("pair_n"),
+            pl.col(S.AMOUNT_USD).alias("pair_usd"),
+            *(expr.alias(name) for name, expr in lone.items() if name in want),
+            pl.col(RARITY).cast(pl.Float64).alias("pair_corridor_rarity"),
+        )
+    )
+    repeated = _repeated_pairs(rows.filter(pl.col("_n") > 1).drop("_n"), want)
+    return pl.concat([single, repeated.lazy()], how="vertical_relaxed")
+
+
+def _group_starts(*sorted_keys: np.ndarray) -> np.ndarray:
+    """Offsets where any of the (sorted) key arrays changes, with 0 first and the length last."""
+    n = sorted_keys[0].shape[0]
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = np.zeros(n - 1, dtype=bool)
+    for keys in sorted_keys:
+        change |= keys[1:] != keys[:-1]
+    return np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64)
+
+
+def _floats(values: pl.Series) -> np.ndarray:
+    return np.ascontiguousarray(values.cast(pl.Float64).to_numpy())
+
+
+def _repeated_pairs(rows: pl.DataFrame, want: frozenset[str]) -> pl.DataFrame:
+    """The pair_features rows of pairs with several transfers (`rows`: their transfers): amounts, rarity and
+    gaps summed pair by pair in time order, ties in input order (kernels.group_sums_cv, group_gap_cv), so a
+    pair's features are the same in a partition as in the whole input."""
+    pairs = [SENDER_KEY, RECEIVER_KEY]
+    rows = sort_rows(rows, [*pairs, S.TS])
+    starts = _group_starts(rows[SENDER_KEY].to_numpy(), rows[RECEIVER_KEY].to_numpy())
+    n = np.diff(starts).astype(np.float64)
+    usd, usd_cv = group_sums_cv(starts, _floats(rows[S.AMOUNT_USD]))
+    rarity, _ = group_sums_cv(starts, _floats(rows[RARITY]))
+    variation = {
+        "pair_amount_cv": pl.Series(usd_cv),
+        "pair_gap_cv": pl.Series(group_gap_cv(starts, rows[S.TS].dt.epoch("us").to_numpy())).fill_nan(None)
+        if "pair_gap_cv" in want
+        else None,
+    }
+    heads = rows[pl.Series(starts[:-1])]
+    return heads.select(
         *pairs,
         pl.col(S.SENDER_ID).alias("subject_id"),
         pl.col(S.RECEIVER_ID).alias("counterparty_id"),
         pl.col(S.TS).alias("window_start"),
-        pl.col(S.TS).alias("window_end"),
-        pl.lit(1.0).alias("pair_n"),
-        pl.col(S.AMOUNT_USD).alias("pair_usd"),
-        *(expr.alias(name) for name, expr in lone.items() if name in want),
-        pl.col(RARITY).cast(pl.Float64).alias("pair_corridor_rarity"),
+        rows[S.TS].gather(starts[1:] - 1).alias("window_end"),
+        pl.Series("pair_n", n),
+        pl.Series("pair_usd", usd),
+        *(values.alias(name) for name, values in variation.items() if name in want and values is not None),
+        pl.Series("pair_corridor_rarity", rarity / n),
     )
-    variation = {
-        "pair_amount_cv": cv(pl.col(S.AMOUNT_USD)),
-        "pair_gap_cv": gap_cv(pl.col("_gap")),
-    }
-    repeated = (
-        rows.filter(pl.col("_n") > 1)
-        .sort(*pairs, S.TS)
-        .with_columns(gaps(pl.col(S.TS), *pairs).alias("_gap"))
-        .group_by(*pairs)
-        .agg(
-            pl.col(S.SENDER_ID).first().alias("subject_id"),
-            pl.col(S.RECEIVER_ID).first().alias("counterparty_id"),
-            pl.col(S.TS).min().alias("window_start"),
-            pl.col(S.TS).max().alias("window_end"),
-            pl.len().cast(pl.Float64).alias("pair_n"),
-            pl.col(S.AMOUNT_USD).sum().alias("pair_usd"),
-            *(expr.alias(name) for name, expr in variation.items() if name in want),
-            pl.col(RARITY).mean().alias("pair_corridor_rarity"),
-        )
-    )
-    return pl.concat([single, repeated], how="vertical_relaxed")
 
 
 # The transfer columns pair_table reads.

@@ -447,6 +447,105 @@ def partition_copies(
     return rows, parts, primary
 
 
+@njit(cache=True, nogil=True)
+def group_sums_cv(starts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: (the sum of its `values`, their coefficient of variation).
+
+    Each sum runs over the group's rows in their order, and the deviations from the group's mean are
+    summed the same way (two passes), so a group's figures depend only on its own rows and their order:
+    the same whether the group sits in the whole input or in one partition of it. (Polars' parallel
+    group-by sums in an order that depends on where its threads split the frame: the last bits differ.)"""
+    n_groups = starts.shape[0] - 1
+    sums = np.empty(n_groups, dtype=np.float64)
+    cvs = np.empty(n_groups, dtype=np.float64)
+    for g in range(n_groups):
+        a, b = starts[g], starts[g + 1]
+        total = 0.0
+        for i in range(a, b):
+            total += values[i]
+        sums[g] = total
+        cvs[g] = _cv_of(values[a:b], total)
+    return sums, cvs
+
+
+@njit(cache=True, nogil=True)
+def group_gap_cv(starts: np.ndarray, t_us: np.ndarray) -> np.ndarray:
+    """Per group of rows sorted by time `t_us` (microseconds): the coefficient of variation of the gaps
+    between consecutive rows, in seconds, summed in order (see group_sums_cv); NaN for fewer than 3 rows."""
+    n_groups = starts.shape[0] - 1
+    out = np.empty(n_groups, dtype=np.float64)
+    for g in range(n_groups):
+        a, b = starts[g], starts[g + 1]
+        if b - a < 3:
+            out[g] = np.nan
+            continue
+        gaps = np.empty(b - a - 1, dtype=np.float64)
+        total = 0.0
+        for i in range(a + 1, b):
+            gaps[i - a - 1] = (t_us[i] - t_us[i - 1]) / 1e6
+            total += gaps[i - a - 1]
+        out[g] = _cv_of(gaps, total)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def payer_time_stats(
+    starts: np.ndarray, t_us: np.ndarray, values: np.ndarray, week_us: np.int64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group (a payer's rows, in input order): its rows put in time order (stable: ties keep input order),
+    then (the sum of `values` in that order, the CV of the gaps between consecutive times in seconds as
+    group_gap_cv, the most rows in one `week_us`-long bucket of time since the epoch)."""
+    n_groups = starts.shape[0] - 1
+    sums = np.empty(n_groups, dtype=np.float64)
+    gap_cv = np.empty(n_groups, dtype=np.float64)
+    busiest = np.zeros(n_groups, dtype=np.int64)
+    for g in range(n_groups):
+        a, b = starts[g], starts[g + 1]
+        order = np.argsort(t_us[a:b], kind="mergesort")
+        t = t_us[a:b][order]
+        x = values[a:b][order]
+        total = 0.0
+        for i in range(b - a):
+            total += x[i]
+        sums[g] = total
+        run, best = 0, 0
+        for i in range(b - a):
+            if i > 0 and t[i] // week_us == t[i - 1] // week_us:
+                run += 1
+            else:
+                run = 1
+            best = max(best, run)
+        busiest[g] = best
+        if b - a < 3:
+            gap_cv[g] = np.nan
+            continue
+        gaps = np.empty(b - a - 1, dtype=np.float64)
+        gap_total = 0.0
+        for i in range(1, b - a):
+            gaps[i - 1] = (t[i] - t[i - 1]) / 1e6
+            gap_total += gaps[i - 1]
+        gap_cv[g] = _cv_of(gaps, gap_total)
+    return sums, gap_cv, busiest
+
+
+@njit(cache=True, nogil=True)
+def _cv_of(x: np.ndarray, total: float) -> float:
+    """Population standard deviation over the mean of `x` (whose sum is `total`), summed in order; 0 when
+    both are 0, infinite when only the mean is; NaN for no values."""
+    n = x.shape[0]
+    if n == 0:
+        return np.nan
+    mean = total / n
+    squares = 0.0
+    for i in range(n):
+        d = x[i] - mean
+        squares += d * d
+    std = np.sqrt(squares / n)
+    if mean == 0.0:
+        return 0.0 if std == 0.0 else np.inf
+    return std / mean
+
+
 def group_slices(starts: np.ndarray, parts: int, min_rows: int = 200_000) -> list[tuple[int, int]]:
     """Split groups into up to `parts` runs of consecutive groups with about equal row counts, as
     (first group, end group); one run when there are fewer than `min_rows` rows (threads cost more)."""

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 
 from followmoney.kernels import (
     forwarded_amounts,
+    group_gap_cv,
     group_slices,
+    group_sums_cv,
     partition_copies,
+    payer_time_stats,
     schedule_regularity,
     schedule_regularity_threads,
     window_clusters,
@@ -358,3 +361,67 @@ def test_partition_copies_matches_twin(case) -> None:
     want = _copies_twin(sender, receiver, phone)
     for g, w in zip(got, want, strict=True):
         assert g.tolist() == list(w)
+
+
+def _cv_twin(x: list[float]) -> float:
+    """Population std over mean, added up in order; 0 when nothing varies around a zero mean."""
+    total = 0.0
+    for v in x:
+        total += v
+    mean = total / len(x)
+    squares = 0.0
+    for v in x:
+        squares += (v - mean) ** 2
+    std = math.sqrt(squares / len(x))
+    if mean == 0:
+        return 0.0 if std == 0 else math.inf
+    return std / mean
+
+
+@SETTINGS
+@given(grouped_rows())
+def test_group_sums_cv_and_gap_cv_match_twins(d: dict) -> None:
+    starts, ts, values = d["starts"], d["ts"], d["values"]
+    sums, cvs = group_sums_cv(starts, values)
+    gap = group_gap_cv(starts, ts * 1_000_000)
+    for g in range(starts.shape[0] - 1):
+        a, b = int(starts[g]), int(starts[g + 1])
+        if a == b:
+            assert sums[g] == 0 and math.isnan(cvs[g]) and math.isnan(gap[g])
+            continue
+        rows = values[a:b].tolist()
+        assert sums[g] == sum(rows)
+        assert cvs[g] == _cv_twin(rows)
+        if b - a < 3:
+            assert math.isnan(gap[g])
+        else:
+            assert gap[g] == _cv_twin([float(ts[i] - ts[i - 1]) for i in range(a + 1, b)])
+
+
+def test_group_sums_follow_row_order_not_a_tree() -> None:
+    """Added left to right: (1e16 + 1) + 1 loses both ones where a pairwise sum would keep them."""
+    sums, _ = group_sums_cv(np.array([0, 3], dtype=np.int64), np.array([1e16, 1.0, 1.0]))
+    assert sums[0] == 1e16
+
+
+@SETTINGS
+@given(grouped_rows(), st.integers(1, 12))
+def test_payer_time_stats_matches_twin(d: dict, week: int) -> None:
+    """Rows of a group come in input order, not time order: the kernel takes them in time order (stable)."""
+    starts, values = d["starts"], d["values"]
+    rng = np.random.default_rng(int(starts[-1]))
+    ts = rng.integers(0, 40, starts[-1]).astype(np.int64)  # unsorted within groups, with ties
+    sums, gap, busiest = payer_time_stats(starts, ts * 1_000_000, values, np.int64(week * 1_000_000))
+    for g in range(starts.shape[0] - 1):
+        a, b = int(starts[g]), int(starts[g + 1])
+        rows = sorted(range(a, b), key=lambda i: (ts[i], i))
+        total = 0.0
+        for i in rows:
+            total += values[i]
+        assert sums[g] == total
+        weeks = [int(ts[i]) // week for i in rows]
+        assert busiest[g] == (max(weeks.count(w) for w in weeks) if weeks else 0)
+        if b - a < 3:
+            assert math.isnan(gap[g])
+        else:
+            assert gap[g] == _cv_twin([float(ts[rows[k]] - ts[rows[k - 1]]) for k in range(1, len(rows))])

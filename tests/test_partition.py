@@ -106,6 +106,29 @@ def test_receivers_counted_while_spilling_are_their_clean_transfers(world: Path,
         transfers.close()
 
 
+def test_a_model_reading_more_receiver_features_scores_in_its_own_pass(world: Path, tmp_path: Path) -> None:
+    """A model that reads receiver features besides receiver_n cannot score pairs while detecting: its
+    receivers' features are gathered there and pairs scored in a pass of their own, with the in-memory
+    scan's results all the same."""
+    from followmoney.config import ReadOptions, ScanConfig
+    from followmoney.models import TrainParams, save, train
+    from followmoney.pipeline import load_transactions
+    from followmoney.read import inspect_files, resolve_inputs
+
+    inputs = str(world / "transactions.arrow")
+    config = ScanConfig(inputs=inputs, out_dir=tmp_path)
+    clean, _ = load_transactions(inspect_files(resolve_inputs(inputs), ReadOptions()), config, None, lambda _: None)
+    arrays, manifest = train(clean, TrainParams(n_trees=30, features="all"), inputs=[])
+    assert "receiver_senders" in [f["name"] for f in manifest["features"]]
+    path, _ = save(tmp_path / "models", "every", arrays, manifest)
+    whole = _scan(world, inputs, tmp_path / "whole", "--model", str(path))
+    parts = _scan(world, inputs, tmp_path / "parts", "--model", str(path), "--memory-limit", "4MB")
+    assert parts["memory"]["mode"] == "out_of_core"
+    assert whole["models"][0]["name"] == "every"
+    assert parts["candidates_per_rule"] == whole["candidates_per_rule"]
+    _same_outputs(tmp_path / "whole", tmp_path / "parts")
+
+
 def test_a_scan_without_phone_rules_leaves_the_phone_out_and_finds_the_same(world: Path, tmp_path: Path) -> None:
     """Only a rule grouping by the sender's phone (FM130) needs it: a scan of FM101 and FM120 neither loads
     nor spills it, and finds what the full scan finds for those rules, in memory and partitioned."""
