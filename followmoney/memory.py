@@ -33,7 +33,8 @@ from followmoney.read import READ_ERRORS, InputFile, stored_rows
 WORKING_SET_FACTOR = 7.0
 # Share of the available memory a scan may plan to use; the rest is for the OS, page cache, Python.
 HEADROOM = 0.8
-# Out of core: bytes per input row held for the whole run (txn_id hash, per-party feature tables, edges).
+# Out of core: bytes per input row held for the whole run (txn_id hash; while spilling for the anomaly model,
+# a receiver key; per-party feature tables, edges).
 GLOBAL_BYTES_PER_ROW = 24
 PARTITION_COPIES = 2.5  # copies of a row over all partitions: sender's, receiver's, some phones'
 MAX_PARTITIONS = 4096
