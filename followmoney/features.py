@@ -21,7 +21,7 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.kernels import group_gap_cv, group_sums_cv, payer_time_stats
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
-from followmoney.sorting import sort_order, sort_rows
+from followmoney.sorting import group_starts, sort_order, sort_rows
 
 NEAR_THRESHOLDS_USD = (3_000.0, 10_000.0)  # the MSB record-keeping and CTR lines (see DOMAIN.md)
 NEAR_BAND = 0.2  # "within 20% below" a threshold
@@ -247,28 +247,6 @@ def share(cond: pl.Expr) -> pl.Expr:
     return cond.cast(pl.Float64).mean()
 
 
-def cv(values: pl.Expr) -> pl.Expr:
-    """Coefficient of variation (population std / mean); 0 for a single value."""
-    return (values.std(ddof=0) / values.mean()).fill_nan(0.0).fill_null(0.0)
-
-
-def gaps(ts: pl.Expr, *keys: str) -> pl.Expr:
-    """Seconds since the group's previous transfer, on rows sorted by keys then time (null for a group's first).
-
-    Written with shifts rather than `.over(keys)`: on sorted rows it is one vectorised pass.
-    """
-    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys])
-    return pl.when(same).then(ts.diff().dt.total_seconds(fractional=True)).otherwise(None)
-
-
-def gap_cv(gap: pl.Expr) -> pl.Expr:
-    """CV of a group's gaps (from `gaps`); null with fewer than three transfers (in an aggregation)."""
-    return pl.when(pl.len() >= 3).then((gap.std(ddof=0) / gap.mean()).fill_nan(0.0).fill_null(0.0)).otherwise(None)
-
-
-# ---------------------------------------------------------------- tables
-
-
 def corridor_table(txns: pl.DataFrame) -> pl.DataFrame:
     """Corridor rarity learned from training data: -log10 of each corridor's share of transfers."""
     counts = txns.lazy().select(corridor().alias(CORRIDOR)).group_by(CORRIDOR).len().collect()
@@ -392,7 +370,7 @@ def _payer_time_stats(facts: pl.DataFrame) -> pl.DataFrame:
     (sorted by payer, each payer's rows in input order), each payer's rows taken in time order, ties in input
     order (kernels.payer_time_stats)."""
     keys = facts[SENDER_KEY].to_numpy()
-    starts = _group_starts(keys)
+    starts = group_starts(facts.select(SENDER_KEY))
     sums, gap_cv, busiest = payer_time_stats(
         starts, facts[S.TS].dt.epoch("us").to_numpy(), _floats(facts[S.AMOUNT_USD]), np.int64(_US_PER_WEEK)
     )
@@ -469,17 +447,6 @@ def pair_features(txns: pl.LazyFrame, features: Collection[str] | None = None) -
     return pl.concat([single, repeated.lazy()], how="vertical_relaxed")
 
 
-def _group_starts(*sorted_keys: np.ndarray) -> np.ndarray:
-    """Offsets where any of the (sorted) key arrays changes, with 0 first and the length last."""
-    n = sorted_keys[0].shape[0]
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    change = np.zeros(n - 1, dtype=bool)
-    for keys in sorted_keys:
-        change |= keys[1:] != keys[:-1]
-    return np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64)
-
-
 def _floats(values: pl.Series) -> np.ndarray:
     return np.ascontiguousarray(values.cast(pl.Float64).to_numpy())
 
@@ -490,16 +457,15 @@ def _repeated_pairs(rows: pl.DataFrame, want: frozenset[str]) -> pl.DataFrame:
     pair's features are the same in a partition as in the whole input."""
     pairs = [SENDER_KEY, RECEIVER_KEY]
     rows = sort_rows(rows, [*pairs, S.TS])
-    starts = _group_starts(rows[SENDER_KEY].to_numpy(), rows[RECEIVER_KEY].to_numpy())
+    starts = group_starts(rows.select(pairs))
     n = np.diff(starts).astype(np.float64)
     usd, usd_cv = group_sums_cv(starts, _floats(rows[S.AMOUNT_USD]))
     rarity, _ = group_sums_cv(starts, _floats(rows[RARITY]))
-    variation = {
-        "pair_amount_cv": pl.Series(usd_cv),
-        "pair_gap_cv": pl.Series(group_gap_cv(starts, rows[S.TS].dt.epoch("us").to_numpy())).fill_nan(None)
-        if "pair_gap_cv" in want
-        else None,
-    }
+    variation = []
+    if "pair_amount_cv" in want:
+        variation.append(pl.Series("pair_amount_cv", usd_cv))
+    if "pair_gap_cv" in want:
+        variation.append(pl.Series("pair_gap_cv", group_gap_cv(starts, rows[S.TS].dt.epoch("us").to_numpy())))
     heads = rows[pl.Series(starts[:-1])]
     return heads.select(
         *pairs,
@@ -509,7 +475,7 @@ def _repeated_pairs(rows: pl.DataFrame, want: frozenset[str]) -> pl.DataFrame:
         rows[S.TS].gather(starts[1:] - 1).alias("window_end"),
         pl.Series("pair_n", n),
         pl.Series("pair_usd", usd),
-        *(values.alias(name) for name, values in variation.items() if name in want and values is not None),
+        *(values.fill_nan(None) for values in variation),  # a gap CV is NaN for fewer than three transfers
         pl.Series("pair_corridor_rarity", rarity / n),
     )
 

@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import polars as pl
 
 from followmoney import schema as S
@@ -103,17 +102,6 @@ def ownership(frame: pl.DataFrame | pl.LazyFrame) -> list[pl.Expr]:
 def owner_key(column: str) -> pl.Expr:
     """OWNER_KEY from an id column: the same 64-bit hash as normalise.party_keys (and the partitioner)."""
     return pl.col(column).hash(PARTY_KEY_SEED).alias(OWNER_KEY)
-
-
-def group_starts(sorted_keys: pl.DataFrame) -> np.ndarray:
-    """Offsets where the key columns change in a frame sorted by them, plus its height at the end."""
-    n = sorted_keys.height
-    if n == 0:
-        return np.zeros(1, dtype=np.int64)
-    change = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in sorted_keys.columns])
-    first = sorted_keys.select(change.fill_null(True).alias("c")).to_series()
-    idx = first.arg_true().cast(pl.Int64).to_numpy()
-    return np.append(idx, np.int64(n)).astype(np.int64)
 
 
 def candidate_head(strength: pl.Expr) -> list[pl.Expr]:

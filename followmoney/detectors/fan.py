@@ -25,12 +25,11 @@ from followmoney.detectors.base import (
     OfficialScreen,
     Param,
     candidate_head,
-    group_starts,
     owned_rows,
 )
 from followmoney.kernels import window_distinct
 from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
-from followmoney.sorting import sort_rows
+from followmoney.sorting import group_starts, sort_rows
 
 _US_PER_DAY = 86_400_000_000
 PHONE_KEY = "_phone_key"

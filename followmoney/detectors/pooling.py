@@ -20,13 +20,12 @@ from followmoney.detectors.base import (
     OfficialScreen,
     Param,
     candidate_head,
-    group_starts,
     owner_key,
     ownership,
 )
 from followmoney.kernels import forwarded_amounts, window_distinct
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
-from followmoney.sorting import sort_rows
+from followmoney.sorting import group_starts, sort_rows
 
 _US_PER_HOUR = 3_600_000_000
 

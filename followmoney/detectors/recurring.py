@@ -26,11 +26,11 @@ from followmoney.detectors.base import (
     OfficialScreen,
     Param,
     candidate_head,
-    group_starts,
     ownership,
 )
 from followmoney.kernels import schedule_regularity_threads
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
+from followmoney.sorting import group_starts
 
 PERIOD_DAYS = {"weekly": 7.0, "fortnightly": 14.0, "monthly": 30.4375}
 _DAY_US = 86_400_000_000.0

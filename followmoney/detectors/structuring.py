@@ -24,13 +24,12 @@ from followmoney.detectors.base import (
     OfficialScreen,
     Param,
     candidate_head,
-    group_starts,
     owned_rows,
     owner_key,
 )
 from followmoney.kernels import window_clusters
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
-from followmoney.sorting import sort_rows
+from followmoney.sorting import group_starts, sort_rows
 
 _US_PER_DAY = 86_400_000_000
 
