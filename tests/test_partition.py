@@ -111,9 +111,11 @@ def test_a_model_reading_more_receiver_features_scores_in_its_own_pass(world: Pa
     receivers' features are gathered there and pairs scored in a pass of their own, with the in-memory
     scan's results all the same."""
     from followmoney.config import ReadOptions, ScanConfig
+    from followmoney.detectors.anomaly import anomaly_models, receivers_countable
     from followmoney.models import TrainParams, save, train
     from followmoney.pipeline import load_transactions
     from followmoney.read import inspect_files, resolve_inputs
+    from followmoney.rules import load_rules
 
     inputs = str(world / "transactions.arrow")
     config = ScanConfig(inputs=inputs, out_dir=tmp_path)
@@ -121,6 +123,9 @@ def test_a_model_reading_more_receiver_features_scores_in_its_own_pass(world: Pa
     arrays, manifest = train(clean, TrainParams(n_trees=30, features="all"), inputs=[])
     assert "receiver_senders" in [f["name"] for f in manifest["features"]]
     path, _ = save(tmp_path / "models", "every", arrays, manifest)
+    rules = load_rules(config.rules_dir)
+    assert receivers_countable(anomaly_models(rules, None))  # the shipped model: scored while detecting
+    assert not receivers_countable(anomaly_models(rules, str(path)))  # this one: a pass of its own
     whole = _scan(world, inputs, tmp_path / "whole", "--model", str(path))
     parts = _scan(world, inputs, tmp_path / "parts", "--model", str(path), "--memory-limit", "4MB")
     assert parts["memory"]["mode"] == "out_of_core"

@@ -29,7 +29,7 @@ import polars as pl
 from followmoney import schema as S
 from followmoney.config import DEFAULT_MODELS_DIR
 from followmoney.detectors.base import OWN_RECEIVER, Detector, OfficialScreen, Param, owned_rows
-from followmoney.features import PAIR_TABLE_COLUMNS, pair_table, receiver_features
+from followmoney.features import FEATURE_BY_NAME, PAIR_TABLE_COLUMNS, pair_table, receiver_features
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
@@ -327,7 +327,7 @@ def receivers_countable(models: dict[str, tuple[Model, list[Any]]]) -> bool:
     """True when the only receiver feature any model of `models` reads is receiver_n: a count of each
     receiver's transfers that the pass spilling the partitions can keep, so pairs can be scored in the
     detection pass instead of a pass of their own (partition.spill_transfers' count_receivers)."""
-    wanted = {name for name in model_feature_names(models) if name.startswith("receiver_")}
+    wanted = {name for name in model_feature_names(models) if FEATURE_BY_NAME[name].level == "receiver"}
     return bool(models) and wanted <= {"receiver_n"}
 
 
