@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -328,22 +329,35 @@ def _spill(
     tid = pl.col(S.TXN_ID)
     present = has_text(tid)
     chunk = 0
-    for index, info in enumerate(files):
-        for piece in _slices(info, rows_per_file[index], chunk_rows):
-            offset, length = piece if piece is not None else (None, None)
-            raw = load_columns(info, config.read, columns, offset=offset, length=length)
-            frame = _normalised(raw, info, index, config, fx)
-            hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
-            # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
-            bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID).filter(pl.col(S.REASON).is_not_null())
-            bad_parts.append(bad)
-            clean, _ = _split(frame)
-            scanned[index] += clean.height
-            if count_receivers:
-                receivers.append(clean[RECEIVER_KEY].to_numpy())
-            _write_parts(transfers, clean, _assignments(clean, n_parts, sides), chunk)
-            chunk += 1
-        advance(1)
+    # The spill files of one slice are written on a thread while the next slice is read and checked (pyarrow
+    # compresses and writes without the GIL). Two slices are then in memory at once, so each is half the
+    # plan's chunk: the pass stays within the memory the plan gave one slice.
+    slice_rows = max(10_000, chunk_rows // 2)
+    with ThreadPoolExecutor(1) as writer:
+        pending: Future[None] | None = None
+        for index, info in enumerate(files):
+            for piece in _slices(info, rows_per_file[index], slice_rows):
+                offset, length = piece if piece is not None else (None, None)
+                raw = load_columns(info, config.read, columns, offset=offset, length=length)
+                frame = _normalised(raw, info, index, config, fx)
+                hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
+                # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
+                bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
+                bad_parts.append(bad.filter(pl.col(S.REASON).is_not_null()))
+                clean, _ = _split(frame)
+                del raw, frame, bad
+                scanned[index] += clean.height
+                if count_receivers:
+                    receivers.append(clean[RECEIVER_KEY].to_numpy())
+                copies = _assignments(clean, n_parts, sides)
+                if pending is not None:
+                    pending.result()  # the slice before is written (or its error raised) first
+                pending = writer.submit(_write_parts, transfers, clean, copies, chunk)
+                del clean, copies
+                chunk += 1
+            advance(1)
+        if pending is not None:
+            pending.result()
     bad_rows = pl.concat(bad_parts, how="diagonal_relaxed")
     dups, bad_rows = _duplicates(transfers, np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), bad_rows)
     transfers.duplicates = dups[ROW_KEY]
