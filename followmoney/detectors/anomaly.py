@@ -331,14 +331,16 @@ def receivers_countable(models: dict[str, tuple[Model, list[Any]]]) -> bool:
     return bool(models) and wanted <= {"receiver_n"}
 
 
+def _score_floor(rules: list[Any]) -> float:
+    """The lowest min_percentile of the anomaly rules using one model: the pairs kept as hits for all of them."""
+    return min(float(r.params["min_percentile"]) for r in rules)
+
+
 def pair_scorers(
     models: dict[str, tuple[Model, list[Any]]], receivers: pl.DataFrame | None = None
 ) -> dict[str, PairScorer]:
     """One PairScorer per model of `models`, its floor the lowest min_percentile of the rules using it."""
-    return {
-        ref: PairScorer(model, min(float(r.params["min_percentile"]) for r in mine), receivers)
-        for ref, (model, mine) in models.items()
-    }
+    return {ref: PairScorer(model, _score_floor(mine), receivers) for ref, (model, mine) in models.items()}
 
 
 def anomaly_stage(
@@ -363,7 +365,7 @@ def anomaly_stage(
         if scored is not None and ref in scored:
             pairs = scored[ref]
         else:
-            pairs = score_pairs(transfers, model, min(float(r.params["min_percentile"]) for r in mine), receivers)
+            pairs = score_pairs(transfers, model, _score_floor(mine), receivers)
         first = first if first is not None else pairs
         if pairs.hits.height == 0:
             continue
