@@ -299,46 +299,56 @@ def payer_features(
     (for the velocity feature). Features nobody asked for are not computed: the weekly distinct receivers and
     the velocity join cost more than the rest together."""
     want = _wanted(features, "payer")
-    # Per-row facts first, so the sort moves numbers and category codes, not strings. Sorted by payer (stable:
-    # each payer's rows together, in input order), so the group-bys meet each payer's rows at once, and what
-    # depends on time order (amounts summed, gaps, the busiest week) is computed payer by payer by a kernel
-    # that puts the payer's rows in time order: the sums do not depend on the rows around the payer's (a
-    # partition or the whole input) nor on how Polars splits the work (a parallel group-by's sums changed in
-    # the last bit with the thread count). Counts and shares (sums of 0s and 1s) are exact in any order.
-    facts = (
-        txns.select(
-            SENDER_KEY,
-            S.TS,
-            RECEIVER_KEY,
-            pl.col(S.AGENT_ID).cast(pl.Categorical),
-            S.AMOUNT,
-            S.AMOUNT_USD,
-            pl.col(CORRIDOR).cast(pl.Categorical),
-            RARITY,
-            is_cross_border().alias("_cross"),
-            local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"),
-        )
-        .collect()
-        .rechunk()  # gathering from a filtered query's many chunks costs several times more
-    )
+    # Per-row facts first, only those the wanted features read, with every share's condition already a flag:
+    # the sort then moves a few numbers, flags and category codes, not strings or timestamps it does not need.
+    # Sorted by payer (stable: each payer's rows together, in input order), so the group-bys meet each payer's
+    # rows at once, and what depends on time order (amounts summed, gaps, the busiest week) is computed payer
+    # by payer by a kernel that puts the payer's rows in time order: the sums do not depend on the rows around
+    # the payer's (a partition or the whole input) nor on how Polars splits the work (a parallel group-by's
+    # sums changed in the last bit with the thread count). Counts and shares (sums of 0s and 1s) are exact in
+    # any order.
+    timed = bool(want & {"payer_usd", "payer_gap_cv", "payer_burst_share"})
+    local = pl.col("_local")
+    flags = {  # share feature -> the per-transfer condition it is the share of
+        "payer_cross_share": is_cross_border(),
+        "payer_rare_corridor_share": pl.col(RARITY) >= RARE_CORRIDOR,
+        "payer_near_share": near_threshold(pl.col(S.AMOUNT_USD)),
+        "payer_round_share": is_round(pl.col(S.AMOUNT)),
+        "payer_night_share": is_night(local),
+        "payer_weekend_share": is_weekend(local),
+    }
+    columns: list[pl.Expr] = [pl.col(SENDER_KEY)]
+    if timed or "payer_receivers_week" in want:
+        columns.append(pl.col(S.TS))
+    if timed:
+        columns.append(pl.col(S.AMOUNT_USD))
+    if want & {"payer_receivers", "payer_receivers_week"}:
+        columns.append(pl.col(RECEIVER_KEY))
+    if "payer_agents" in want:
+        columns.append(pl.col(S.AGENT_ID).cast(pl.Categorical))
+    if "payer_corridors" in want:
+        columns.append(pl.col(CORRIDOR).cast(pl.Categorical))
+    columns += [cond.alias(name) for name, cond in flags.items() if name in want]
+    rows = txns
+    if want & {"payer_night_share", "payer_weekend_share"}:
+        rows = rows.with_columns(local_ts(pl.col(S.TS), pl.col(S.SENDER_COUNTRY)).alias("_local"))
+    # One chunk: gathering from a filtered query's many chunks costs several times more.
+    facts = rows.select(columns).collect().rechunk()
     facts = facts[sort_order(facts, [SENDER_KEY])]
-    base = facts.lazy().with_columns(pl.col(SENDER_KEY).set_sorted().alias("_party"), week(pl.col(S.TS)).alias("_week"))
+    base = facts.lazy().with_columns(pl.col(SENDER_KEY).set_sorted().alias("_party"))
+    if "payer_receivers_week" in want:
+        base = base.with_columns(week(pl.col(S.TS)).alias("_week"))
     aggregations = {
         "payer_receivers": pl.col(RECEIVER_KEY).n_unique().cast(pl.Float64),
         "payer_agents": pl.col(S.AGENT_ID).drop_nulls().n_unique().cast(pl.Float64),
         "payer_corridors": pl.col(CORRIDOR).n_unique().cast(pl.Float64),
-        "payer_cross_share": share(pl.col("_cross")),
-        "payer_rare_corridor_share": share(pl.col(RARITY) >= RARE_CORRIDOR),
-        "payer_near_share": share(near_threshold(pl.col(S.AMOUNT_USD))),
-        "payer_round_share": share(is_round(pl.col(S.AMOUNT))),
-        "payer_night_share": share(is_night(pl.col("_local"))),
-        "payer_weekend_share": share(is_weekend(pl.col("_local"))),
+        **{name: share(pl.col(name)) for name in flags},
     }
     table = base.group_by("_party").agg(
         pl.len().cast(pl.Float64).alias("payer_n"),
         *(expr.alias(name) for name, expr in aggregations.items() if name in want),
     )
-    if want & {"payer_usd", "payer_gap_cv", "payer_burst_share"}:
+    if timed:
         table = table.join(_payer_time_stats(facts).lazy(), on="_party", how="left")
     finish = []
     if "payer_receivers_week" in want:
@@ -502,8 +512,13 @@ def pair_table(
     On one partition of the transfers: `owned_payers` (a condition on SENDER_KEY) keeps the pairs of
     the payers whose every transfer the partition holds, and `receivers` (receiver_features of every
     receiver, gathered over all partitions) replaces the receiver features the partition cannot see."""
+    rows = txns.lazy().select(PAIR_TABLE_COLUMNS)
+    if owned_payers is not None and receivers is not None and "payer_velocity_share" not in _wanted(features, "payer"):
+        # Only the owned payers' sends are read (no receiver features, no receipts to compute): half or less of
+        # a partition, which also holds the copies of transfers to the parties it owns.
+        rows, owned_payers = rows.filter(owned_payers), None
     # Materialise the projected rows (with rarity) once: three aggregations read them.
-    lazy = _with_rarity(txns.lazy().select(PAIR_TABLE_COLUMNS), corridors).collect().lazy()
+    lazy = _with_rarity(rows, corridors).collect().lazy()
     sends = lazy if owned_payers is None else lazy.filter(owned_payers)
     receiving = receiver_features(lazy, features) if receivers is None else receivers.lazy()
     table = (

@@ -142,6 +142,22 @@ def test_summed_features_do_not_depend_on_the_rows_around_them(world: pl.DataFra
     assert_frame_equal(pair_table(shuffled, corridors).filter(mine).select(cols), whole, check_exact=True)
 
 
+def test_a_partition_pair_table_reads_only_its_payers_and_gives_their_rows(world: pl.DataFrame) -> None:
+    """In a partition (owned payers and every receiver's features given), the pair table keeps only the owned
+    payers' sends before computing anything, and its rows are those of the whole table for those payers, for
+    the shipped model's features and for every feature but the velocity (which needs the payers' receipts)."""
+    from followmoney.features import receiver_features
+
+    corridors = corridor_table(world)
+    mine = (pl.col(SENDER_KEY) % 3) == 1
+    for features in (load("iforest").feature_names, [f for f in FEATURE_NAMES if f != "payer_velocity_share"]):
+        whole = pair_table(world, corridors, features=features).filter(mine)
+        receivers = receiver_features(world.lazy(), features).collect()
+        part = pair_table(world, corridors, receivers, mine, features=features)
+        assert part.height == whole.height > 5_000
+        assert_frame_equal(part, whole, check_exact=True)
+
+
 def test_features_do_not_depend_on_the_thread_count(world: pl.DataFrame, tmp_path: Path) -> None:
     """The same pair table from a process with one Polars thread as from this one (the old parallel
     group-by summed 9 payers' amounts of this world differently on one thread than on two)."""
