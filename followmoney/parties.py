@@ -64,9 +64,11 @@ def _collect(
         raise InputError(f"could not re-read {what} ({' '.join(str(exc).split())[:150]})") from None
 
 
-# Peak memory of building the directory, per input row, in one slice (measured: 1.3 GB for a 10M-row
-# synth world, whose names and phones vary by transliteration; about 3x margin).
-DIRECTORY_BYTES_PER_ROW = 400
+# Peak memory of building the directory, per input row of a slice (synth worlds, whose names and phones vary
+# by transliteration; measured: 1.3 GB for the 10M world in one piece, 130 bytes a row; 5.4 GB for the 50M
+# world in two slices, 216 bytes a row of a slice, the process's own half GB included). Each slice is a
+# pass over every input row (50M: 18.6 s a pass), so slices are not made smaller than this needs.
+DIRECTORY_BYTES_PER_ROW = 300
 
 
 @dataclass(frozen=True)

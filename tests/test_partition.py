@@ -186,7 +186,7 @@ def test_party_directory_in_slices_answers_like_one_piece(world: Path, tmp_path:
     assert_frame_equal(
         name_frequencies(sliced, profiles).sort("approx_key"), name_frequencies(whole, profiles).sort("approx_key")
     )
-    assert directory_slices(ROWS, 10**12) == 1 and directory_slices(50_000_000, 8 * 2**30) == 3
+    assert directory_slices(ROWS, 10**12) == 1 and directory_slices(50_000_000, 8 * 2**30) == 2
 
 
 def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
