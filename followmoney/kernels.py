@@ -396,6 +396,42 @@ def schedule_regularity(
     return best_period, best_p_hat, best_cv, best_dev, best_missed, best_used, used_rows
 
 
+PHONE_TAIL_NONE = -1  # phone_tail_numbers: no phone, or fewer than 7 digits
+PHONE_TAIL_OTHER = -2  # phone_tail_numbers: bytes outside ASCII (left to the Polars expression)
+
+
+@njit(cache=True, nogil=True)
+def phone_tail_numbers(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The number the last 9 ASCII digits of each text make (Arrow offsets and data bytes), or
+    PHONE_TAIL_NONE for a null or a text of fewer than 7 digits, or PHONE_TAIL_OTHER for a text holding a
+    byte outside ASCII (its digits may be other scripts' digits, which only a Unicode-aware reading sees).
+    For ASCII text this is the number detectors.fan.phone_digits' text stands for, without building it."""
+    n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        if not valid[i]:
+            out[i] = PHONE_TAIL_NONE
+            continue
+        count = 0
+        value = 0
+        other = False
+        for j in range(offsets[i], offsets[i + 1]):
+            b = data[j]
+            if b >= 128:
+                other = True
+                break
+            if 48 <= b <= 57:
+                value = (value * 10 + (b - 48)) % 1_000_000_000
+                count += 1
+        if other:
+            out[i] = PHONE_TAIL_OTHER
+        elif count >= 7:
+            out[i] = value
+        else:
+            out[i] = PHONE_TAIL_NONE
+    return out
+
+
 @njit(cache=True, nogil=True)
 def partition_copies(
     sender_part: np.ndarray, receiver_part: np.ndarray, phone_part: np.ndarray, n_parts: np.int64

@@ -33,9 +33,9 @@ import pyarrow.ipc as ipc
 from followmoney import schema as S
 from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
-from followmoney.detectors.fan import phone_digits
+from followmoney.detectors.fan import PHONE_MIX, phone_digits, phone_owner_key
 from followmoney.errors import InputError, ResourceError
-from followmoney.kernels import partition_copies
+from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies, phone_tail_numbers
 from followmoney.normalise import (
     PARTY_KEY_SEED,
     RECEIVER_KEY,
@@ -69,9 +69,32 @@ def row_key() -> pl.Expr:
 
 
 def phone_key() -> pl.Expr:
-    """The key of the sender's phone (as detectors.fan groups it), null without a usable phone."""
-    digits = phone_digits(S.SENDER_PHONE)
-    return pl.when(digits.is_not_null()).then(digits.hash(PARTY_KEY_SEED))
+    """The key whose partition owns the sender's phone (detectors.fan.phone_owner_key, what its phone
+    candidates carry as OWNER_KEY), null without a usable phone."""
+    return phone_owner_key(phone_digits(S.SENDER_PHONE))
+
+
+def phone_parts(phones: pl.Series, n_parts: int) -> np.ndarray:
+    """part_of(phone_key()) of every phone (-1 where null), read from the text's bytes by a kernel
+    (kernels.phone_tail_numbers) instead of building each phone's digits with a regex (which took most of a
+    slice's partition assignment); texts with bytes outside ASCII go through phone_key() itself."""
+    if phones.len() == 0:
+        return np.zeros(0, dtype=np.int64)
+    text = phones.cast(pl.String).to_arrow().cast(pa.large_string())
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
+    data_buffer = text.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    valid = phones.is_not_null().to_numpy()
+    numbers = phone_tail_numbers(np.ascontiguousarray(offsets), data, np.ascontiguousarray(valid))
+    keys = numbers.astype(np.uint64) * np.uint64(PHONE_MIX)  # wraps mod 2^64, as phone_owner_key
+    parts = np.where(numbers >= 0, (keys % np.uint64(n_parts)).astype(np.int64), -1)
+    other = np.flatnonzero(numbers == PHONE_TAIL_OTHER)
+    if other.size:
+        rest = phones.gather(other).to_frame(S.SENDER_PHONE).select(part_of(phone_key(), n_parts))
+        parts[other] = rest.to_series().cast(pl.Int64).fill_null(-1).to_numpy()
+    return parts
 
 
 # What reading a partition needs beyond a caller's columns: row keys (duplicates), ids and party keys
@@ -254,20 +277,19 @@ def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl
     for building the copies and sorting them by a key)."""
     with_phone = "phone" in sides and S.SENDER_PHONE in clean.columns
     keys = [part_of(pl.col(SENDER_KEY), n_parts).alias("_s"), part_of(pl.col(RECEIVER_KEY), n_parts).alias("_r")]
-    if with_phone:
-        keys.append(part_of(phone_key(), n_parts).alias("_ph"))
-    parts = clean.lazy().select(keys).collect()  # lazy: the phone's digits are computed once
-    no_phone = np.full(parts.height, -1, dtype=np.int64)
+    parts = clean.select(keys)
+    phone = phone_parts(clean[S.SENDER_PHONE], n_parts) if with_phone else np.full(parts.height, -1, np.int64)
     rows, part, primary = partition_copies(
         np.ascontiguousarray(parts["_s"].cast(pl.Int64).to_numpy()),
         np.ascontiguousarray(parts["_r"].cast(pl.Int64).to_numpy()),
-        np.ascontiguousarray(parts["_ph"].cast(pl.Int64).fill_null(-1).to_numpy()) if with_phone else no_phone,
+        np.ascontiguousarray(phone),
         np.int64(n_parts),
     )
     copies = pl.DataFrame({"_i": rows, "_p": part, PRIMARY: primary})
     if with_phone:
         # Every copy carries its phone's partition, so reading a partition need not compute phone keys again.
-        copies = copies.with_columns(parts["_ph"].gather(copies["_i"]).alias(PHONE_PART))
+        ph = pl.Series("_ph", phone).gather(copies["_i"])
+        copies = copies.with_columns(pl.when(ph >= 0).then(ph).cast(pl.UInt32).alias(PHONE_PART))
     return copies
 
 

@@ -425,3 +425,45 @@ def test_payer_time_stats_matches_twin(d: dict, week: int) -> None:
             assert math.isnan(gap[g])
         else:
             assert gap[g] == _cv_twin([float(ts[rows[k]] - ts[rows[k - 1]]) for k in range(1, len(rows))])
+
+
+_PHONE_TEXT = st.text(
+    alphabet=st.sampled_from(
+        [*"0123456789", *"0123456789", " ", "-", "+", "(", ")", ".", "x", "\u00a0", "๐", "๘", "٣", "é"]
+    ),
+    max_size=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.none(), _PHONE_TEXT), min_size=1, max_size=60), st.integers(1, 80))
+def test_phone_parts_equal_the_phone_key_expression(phones: list[str | None], n_parts: int) -> None:
+    """The partitioner reads each phone's partition from its bytes (kernels.phone_tail_numbers); it must be
+    the partition of the key a phone rule's candidates carry (phone_owner_key of phone_digits), or a phone's
+    candidates would be dropped as owned elsewhere. Texts with other scripts' digits (Thai, Arabic-Indic),
+    non-breaking spaces, too few digits and nulls included."""
+    import polars as pl
+
+    from followmoney import schema as S
+    from followmoney.partition import part_of, phone_key, phone_parts
+
+    series = pl.Series(S.SENDER_PHONE, phones, dtype=pl.String)
+    expected = series.to_frame().select(part_of(phone_key(), n_parts)).to_series().cast(pl.Int64).fill_null(-1)
+    assert phone_parts(series, n_parts).tolist() == expected.to_list()
+    # A slice of a larger column (a non-zero Arrow offset) reads the same.
+    longer = pl.concat([pl.Series(S.SENDER_PHONE, ["+1 206 275 5975"] * 3, dtype=pl.String), series]).slice(3)
+    assert phone_parts(longer, n_parts).tolist() == expected.to_list()
+
+
+def test_phone_tail_numbers_reads_the_last_nine_ascii_digits() -> None:
+    import pyarrow as pa
+
+    from followmoney.kernels import PHONE_TAIL_NONE, PHONE_TAIL_OTHER, phone_tail_numbers
+
+    texts = pa.array(["+1 206 275 5975", "415-220-9157", "123456", None, "0012345678901", "+66\u00a0812", "1234567"])
+    arr = texts.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    valid = np.array([v is not None for v in texts.to_pylist()])
+    got = phone_tail_numbers(np.ascontiguousarray(offsets), data, valid).tolist()
+    assert got == [62755975, 152209157, PHONE_TAIL_NONE, PHONE_TAIL_NONE, 345678901, PHONE_TAIL_OTHER, 1234567]

@@ -59,6 +59,18 @@ def phone_digits(column: str) -> pl.Expr:
     return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-9)).otherwise(None)
 
 
+PHONE_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it (mod 2^64) spreads phone numbers over partitions
+
+
+def phone_owner_key(digits: pl.Expr) -> pl.Expr:
+    """The 64-bit key whose partition owns a phone (`digits`: phone_digits' text): the number of ASCII digits
+    times PHONE_MIX (wrapping), so the partitioner can compute it from the raw text's bytes
+    (kernels.phone_tail_numbers) without building the digits; other scripts' digits are hashed."""
+    plain = digits.str.contains(r"^[0-9]+$")
+    number = digits.cast(pl.UInt64, strict=False) * pl.lit(PHONE_MIX, pl.UInt64)
+    return pl.when(digits.is_null()).then(None).when(plain).then(number).otherwise(digits.hash(PARTY_KEY_SEED))
+
+
 class DistinctInWindow(Detector):
     """>= min_distinct distinct senders/receivers/agents (optionally <= max_distinct) for one party
     within window_days, each transfer in [min_amount_usd, max_amount_usd), together >= min_total_usd."""
@@ -118,6 +130,8 @@ class DistinctInWindow(Detector):
             frame = frame.with_columns(phone_digits(S.SENDER_PHONE).alias(PHONE_KEY))
         # Grouping and counting run on 64-bit keys (ids are only carried along for the candidates).
         pk, ck = _key_of(party), _key_of(counted)
+        # A phone's candidates are owned by the partition its phone_owner_key falls in (partition.phone_parts).
+        owner = phone_owner_key(pl.col(PHONE_KEY)) if party_kind == "sender_phone" else pl.col(pk)
         frame = frame.with_columns(_key(party).alias(pk), _key(counted).alias(ck))
         amount = pl.col(S.AMOUNT_USD)
         keep = (amount >= float(params["min_amount_usd"])) & pl.col(pk).is_not_null() & pl.col(ck).is_not_null()
@@ -196,7 +210,7 @@ class DistinctInWindow(Detector):
             pl.col(S.AMOUNT_USD).min().alias("amount_min"),
             pl.col(S.AMOUNT_USD).max().alias("amount_max"),
             pl.col("_repeat").mean().alias("repeat_share"),
-            pl.col(pk).first().alias(OWNER_KEY),
+            owner.first().alias(OWNER_KEY),
         )
         cap = int(params["max_distinct"])
         if cap > 0:
