@@ -63,9 +63,9 @@ PHONE_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it (mod 2^64) spreads phon
 
 
 def phone_owner_key(digits: pl.Expr) -> pl.Expr:
-    """The 64-bit key whose partition owns a phone (`digits`: phone_digits' text): the number of ASCII digits
-    times PHONE_MIX (wrapping), so the partitioner can compute it from the raw text's bytes
-    (kernels.phone_tail_numbers) without building the digits; other scripts' digits are hashed."""
+    """The 64-bit key whose partition owns a phone (`digits`: phone_digits' text): the number its ASCII digits
+    make, times PHONE_MIX (wrapping), so the partitioner can compute it from the raw text's bytes
+    (kernels.phone_tail_numbers) without building the digits; a text of other scripts' digits is hashed."""
     plain = digits.str.contains(r"^[0-9]+$")
     number = digits.cast(pl.UInt64, strict=False) * pl.lit(PHONE_MIX, pl.UInt64)
     return pl.when(digits.is_null()).then(None).when(plain).then(number).otherwise(digits.hash(PARTY_KEY_SEED))
