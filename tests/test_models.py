@@ -145,17 +145,31 @@ def test_summed_features_do_not_depend_on_the_rows_around_them(world: pl.DataFra
 def test_a_partition_pair_table_reads_only_its_payers_and_gives_their_rows(world: pl.DataFrame) -> None:
     """In a partition (owned payers and every receiver's features given), the pair table keeps only the owned
     payers' sends before computing anything, and its rows are those of the whole table for those payers, for
-    the shipped model's features and for every feature but the velocity (which needs the payers' receipts)."""
+    the shipped model's features and for every feature but the velocity. With the velocity asked for, the
+    payers' receipts (other payers' sends) are still read: dropping them first would change it."""
     from followmoney.features import receiver_features
 
     corridors = corridor_table(world)
     mine = (pl.col(SENDER_KEY) % 3) == 1
-    for features in (load("iforest").feature_names, [f for f in FEATURE_NAMES if f != "payer_velocity_share"]):
+    every_but_velocity = [f for f in FEATURE_NAMES if f != "payer_velocity_share"]
+    for features in (load("iforest").feature_names, every_but_velocity):
         whole = pair_table(world, corridors, features=features).filter(mine)
         receivers = receiver_features(world.lazy(), features).collect()
         part = pair_table(world, corridors, receivers, mine, features=features)
         assert part.height == whole.height > 5_000
         assert_frame_equal(part, whole, check_exact=True)
+    # This world's payers receive nothing; a mule does: BOSS (another partition's payer) pays it, it sends on.
+    rows = [
+        txn("i1", "BOSS", "MULE", T0, 5_000.0),
+        *[txn(f"o{j}", "MULE", f"X{j}", T0 + dt.timedelta(hours=2 + j), 2_900.0) for j in range(5)],
+    ]
+    mule = frame(rows).with_columns(party_keys())
+    owned = pl.col(SENDER_KEY) == mule.filter(pl.col(S.SENDER_ID) == "MULE")[SENDER_KEY][0]
+    whole = pair_table(mule, corridor_table(mule)).filter(owned)
+    receivers = receiver_features(mule.lazy()).collect()
+    part = pair_table(mule, corridor_table(mule), receivers, owned)
+    assert whole["payer_velocity_share"].to_list() == [1.0] * 5
+    assert_frame_equal(part, whole, check_exact=True)
 
 
 def test_features_do_not_depend_on_the_thread_count(world: pl.DataFrame, tmp_path: Path) -> None:
