@@ -253,6 +253,13 @@ def scan(
     spill_dir: Annotated[
         Path | None, typer.Option(help="Directory for the partition spill files (default: inside --out).")
     ] = None,
+    spill_compression: Annotated[
+        str | None,
+        typer.Option(
+            help="Spill files: auto (uncompressed when the spill disk has twice their estimated size free, "
+            "else zstd), none (fastest) or zstd (a third of the bytes)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Scan a transaction dump and write scored, evidenced alerts.
@@ -297,9 +304,20 @@ def scan(
             model=pick(model, "model"),
             memory_limit=_size_option(pick(memory_limit, "memory_limit")),
             spill_dir=path_or_none(pick(spill_dir, "spill_dir")),
+            spill_compression=_spill_compression(pick(spill_compression, "spill_compression", "auto")),
         )
         summary = run(cfg, progress=_Bars(enabled=not quiet and sys.stderr.isatty()))
         _print_summary(summary)
+
+
+def _spill_compression(text: str) -> str:
+    """--spill-compression text -> auto, none or zstd (a one-line error on anything else)."""
+    from followmoney.partition import SPILL_COMPRESSIONS
+
+    choice = str(text).strip().lower()
+    if choice not in SPILL_COMPRESSIONS:
+        _fail(f"--spill-compression must be one of {', '.join(SPILL_COMPRESSIONS)}, got '{text}'")
+    return choice
 
 
 def _size_option(text: str | None) -> int | None:

@@ -47,6 +47,7 @@ class ScanConfig:
     models_dir: Path = DEFAULT_MODELS_DIR
     memory_limit: int | None = None  # bytes the scan may plan to use (None: a safe share of the machine)
     spill_dir: Path | None = None  # where partitions are spilled when the scan is larger than memory (None: out_dir)
+    spill_compression: str = "auto"  # spill files: "auto" (uncompressed when the disk has room), "none" or "zstd"
 
 
 def parse_column_map(items: list[str]) -> dict[str, str]:

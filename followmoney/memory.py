@@ -232,6 +232,13 @@ def plan_memory(
     return MemoryPlan("out_of_core", rows, load_bytes, working, avail, source, partitions, chunk_rows)
 
 
+def page_cache_room(plan: MemoryPlan, input_bytes: int) -> int:
+    """Bytes of memory a scan leaves to the page cache: what the machine has available now, less all the
+    memory the scan may use (plan.available_bytes) and its input files (which later passes read again)."""
+    machine, _ = available_memory()
+    return max(0, machine - plan.available_bytes - input_bytes)
+
+
 def enforce(plan: MemoryPlan) -> None:
     """Raise a ResourceError with advice when the plan says the scan cannot run."""
     if plan.mode == "stop":

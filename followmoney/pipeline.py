@@ -38,7 +38,7 @@ from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.matching import PreparedLists
-from followmoney.memory import MemoryPlan, plan_memory
+from followmoney.memory import MemoryPlan, page_cache_room, plan_memory
 from followmoney.memory import enforce as enforce_memory
 from followmoney.normalise import SENDER_KEY, FxTable, load_fx, party_keys
 from followmoney.parties import (
@@ -49,7 +49,7 @@ from followmoney.parties import (
     party_profiles,
     phone_sharers,
 )
-from followmoney.partition import Transfers, load_in_memory, spill_parent, spill_transfers
+from followmoney.partition import Transfers, load_in_memory, spill_estimate, spill_parent, spill_transfers
 from followmoney.read import (
     BackgroundDigests,
     InputFile,
@@ -161,8 +161,21 @@ def load_transfers(
         if rule.kind != ANOMALY_KIND:
             sides |= DETECTORS[rule.kind]().partition_sides(rule.params)
     rows = [stored_rows(info) if info.fmt != "csv" else 0 for info in files]
+    estimate = spill_estimate(plan.load_bytes)
+    cache = page_cache_room(plan, sum(info.path.stat().st_size for info in files))
     return spill_transfers(
-        files, rows, columns, config, fx, plan.partitions, sides, plan.chunk_rows, advance, count_receivers
+        files,
+        rows,
+        columns,
+        config,
+        fx,
+        plan.partitions,
+        sides,
+        plan.chunk_rows,
+        advance,
+        count_receivers,
+        estimate,
+        cache,
     )
 
 
@@ -585,6 +598,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         "mode": plan.mode,
         "partitions": transfers.n_parts,
         "spill_bytes": spill_bytes,
+        "spill_compression": transfers.spill_compression or None,  # "none" or "zstd" when spilled
         "planned_working_set_bytes": plan.working_set_bytes,
         "available_bytes": plan.available_bytes,
         "available_from": plan.source,
