@@ -283,7 +283,7 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, 
         .explode("raw_phone")
         .drop_nulls("raw_phone")
     )
-    exploded = exploded.with_columns(pl.col("raw_phone").str.replace_all(r"\D", "").alias("_digits"))
+    exploded = exploded.with_columns(pl.col("raw_phone").str.replace_all(r"\D+", "").alias("_digits"))
     raw = pl.col("raw_phone").str.strip_chars()
     digits = pl.col("_digits")
     intl = (

@@ -362,15 +362,18 @@ def check_key_collisions(
     a partition checks the ids it owns, which hold every use of their keys (each key is checked once,
     in the partition owning it, not again in every partition a copy of its transfers went to)."""
     sides = [(S.SENDER_ID, SENDER_KEY, sender_rows), (S.RECEIVER_ID, RECEIVER_KEY, receiver_rows)]
+    # Each side's fold is made where its ids are, so only 64-bit numbers are stacked, not the id texts.
     used = pl.concat(
         [
             clean.lazy()
             .filter(pl.lit(True) if rows is None else rows)
-            .select(pl.col(id_col).alias("id"), pl.col(key_col).alias("key"))
+            .select(
+                pl.col(key_col).alias("key"),
+                (pl.col(key_col) * 0x9E3779B97F4A7C15 + pl.col(id_col).hash(PARTY_KEY_SEED + 1)).alias("fold"),
+            )
             for id_col, key_col, rows in sides
         ]
     ).collect()
-    ids, keys = used["id"], used["key"]
-    fold = keys * 0x9E3779B97F4A7C15 + ids.hash(PARTY_KEY_SEED + 1)
+    keys, fold = used["key"], used["fold"]
     if _distinct(fold) != _distinct(keys):
         raise InputError("two party ids share a 64-bit hash key; please report this input to the developers")

@@ -104,12 +104,18 @@ class PartyDirectory:
     def name_parties(self) -> pl.DataFrame:
         """How many distinct party ids use each approx_name_key of the directory (approx_key, name_parties),
         counted once per scan: every name_frequencies lookup is then a filter of this table, not a join
-        over the whole directory (10M rows: 0.65 s once, against 0.77 s per lookup)."""
-        used = self.rows.select("party_id", "name").unique().collect(engine="streaming")
+        over the whole directory (10M rows: 0.65 s once, against 0.77 s per lookup). One streaming query of
+        distinct (party, name), then distinct (approx_key, party), counted: 50M rows, 4.4 s against 6.4 s for
+        counting distinct parties per key in memory."""
         return (
-            used.join(self.name_keys, on="name")
+            self.rows.select("party_id", "name")
+            .unique()
+            .join(self.name_keys.lazy(), on="name")
+            .select("approx_key", "party_id")
+            .unique()
             .group_by("approx_key")
-            .agg(pl.col("party_id").n_unique().cast(pl.Int64).alias("name_parties"))
+            .agg(pl.len().cast(pl.Int64).alias("name_parties"))
+            .collect(engine="streaming")
         )
 
 
@@ -123,7 +129,7 @@ def with_phone_tails(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Directory rows with `tail7` (screen.phone_tail) and `tail8` (phone_sharers' key): their phone's last 7
     and 8 digits as numbers (null when it has fewer). Computed once per distinct directory row, so lookups
     by phone compare numbers."""
-    digits = pl.col("phone").cast(pl.String).str.replace_all(r"\D", "")
+    digits = pl.col("phone").cast(pl.String).str.replace_all(r"\D+", "")
     return (
         rows.with_columns(digits.alias("_digits"))
         .with_columns(
@@ -331,7 +337,7 @@ def phone_sharers(directory: PartyDirectory, phones: pl.Series, max_share: int =
     candidates: `resolve_parties` decides who is the same person.
     """
 
-    digits = pl.col("p").cast(pl.String).str.replace_all(r"\D", "")
+    digits = pl.col("p").cast(pl.String).str.replace_all(r"\D+", "")
     wanted = phones.drop_nulls().to_frame("p").select(phone_tail_number(digits, 8).alias("t"))["t"].drop_nulls()
     if wanted.len() == 0:
         return pl.Series("party_id", [], pl.String)

@@ -29,7 +29,7 @@ def name_token_sets(names: pl.Series) -> pl.Series:
 def phone_tail(phone: pl.Expr) -> pl.Expr:
     """The last 7 digits of a phone, as a number: equal E.164 numbers always agree on them (a loose, safe
     key; the party directory's `tail7`)."""
-    return phone_tail_number(phone.cast(pl.String).str.replace_all(r"\D", ""), 7)
+    return phone_tail_number(phone.cast(pl.String).str.replace_all(r"\D+", ""), 7)
 
 
 def _entry_keys(entries: pl.DataFrame) -> tuple[pl.Series, pl.Series]:

@@ -55,7 +55,7 @@ def _key(column: str) -> pl.Expr:
 
 def phone_digits(column: str) -> pl.Expr:
     """A cheap phone key: the last 9 digits (local and international formats of one number agree)."""
-    digits = pl.col(column).str.replace_all(r"\D", "")
+    digits = pl.col(column).str.replace_all(r"\D+", "")
     return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-9)).otherwise(None)
 
 
