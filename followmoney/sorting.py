@@ -21,9 +21,21 @@ import polars as pl
 
 def sort_order(frame: pl.DataFrame, keys: Sequence[str]) -> pl.Series:
     """Row indices of `frame` in ascending lexicographic order of the `keys` columns (nulls first, ties in
-    input order): the order `frame.sort(keys, maintain_order=True)` puts rows in."""
+    input order): the order `frame.sort(keys, maintain_order=True)` puts rows in.
+
+    A last key of text (a txn_id breaking ties) is not sorted whole: the rows are ordered by the keys before
+    it, and only runs of rows equal on all of those are then ordered by it (_break_ties). Such runs are
+    rare (one party's transfers at one instant), and sorting every id costs as much as the other keys."""
     if not keys:
         raise ValueError("sort_order needs at least one key")
+    *lead, last = keys
+    if lead and frame.schema[last] == pl.String and not any(frame.schema[k].is_float() for k in lead):
+        return _break_ties(frame, lead, last, _stable_order(frame, lead))
+    return _stable_order(frame, keys)
+
+
+def _stable_order(frame: pl.DataFrame, keys: Sequence[str]) -> pl.Series:
+    """sort_order by stable single-column sorts, least significant key first."""
     order: pl.Series | None = None
     for key in reversed(keys):
         column = frame.get_column(key)
@@ -32,6 +44,27 @@ def sort_order(frame: pl.DataFrame, keys: Sequence[str]) -> pl.Series:
         order = step if order is None else order.gather(step)
     assert order is not None
     return order
+
+
+def _break_ties(frame: pl.DataFrame, lead: Sequence[str], last: str, order: pl.Series) -> pl.Series:
+    """`order` (rows in order of the `lead` keys, ties in input order) with every run of rows equal on all
+    the `lead` keys put in order of `last` (ties in input order, nulls first): rows in order of lead + last.
+    Equal means equal as sorting sees it (nulls equal nulls), so the lead keys must not be floats."""
+    led = frame.select(lead)[order]
+    same = pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(1)) for k in lead]).fill_null(False)
+    tie = led.select(same.alias("tie")).to_series()
+    if not tie.any():
+        return order
+    in_run = tie | tie.shift(-1, fill_value=False)
+    pos = in_run.arg_true()
+    runs = pl.DataFrame(
+        {
+            "run": (~tie).cum_sum().gather(pos),
+            "value": frame.get_column(last).gather(order.gather(pos)),
+        }
+    )
+    within = _stable_order(runs, ["run", "value"])  # runs stay in place; each run ordered by `last`
+    return order.scatter(pos, order.gather(pos.gather(within)))
 
 
 def sort_rows(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
