@@ -33,9 +33,9 @@ import pyarrow.ipc as ipc
 from followmoney import schema as S
 from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
-from followmoney.detectors.fan import PHONE_MIX, phone_digits, phone_owner_key
+from followmoney.detectors.fan import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.errors import InputError, ResourceError
-from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies, phone_tail_numbers
+from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies
 from followmoney.memory import PARTITION_COPIES
 from followmoney.normalise import (
     PARTY_KEY_SEED,
@@ -84,16 +84,7 @@ def phone_parts(phones: pl.Series, n_parts: int) -> np.ndarray:
     """part_of(phone_key()) of every phone (-1 where null), read from the text's bytes by a kernel
     (kernels.phone_tail_numbers) instead of building each phone's digits with a regex (which took most of a
     slice's partition assignment); texts with bytes outside ASCII go through phone_key() itself."""
-    if phones.len() == 0:
-        return np.zeros(0, dtype=np.int64)
-    text = phones.cast(pl.String).to_arrow().cast(pa.large_string())
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
-    data_buffer = text.buffers()[2]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    valid = phones.is_not_null().to_numpy()
-    numbers = phone_tail_numbers(np.ascontiguousarray(offsets), data, np.ascontiguousarray(valid))
+    numbers = phone_tails(phones)
     keys = numbers.astype(np.uint64) * np.uint64(PHONE_MIX)  # wraps mod 2^64, as phone_owner_key
     parts = np.where(numbers >= 0, (keys % np.uint64(n_parts)).astype(np.int64), -1)
     other = np.flatnonzero(numbers == PHONE_TAIL_OTHER)

@@ -455,6 +455,28 @@ def test_phone_parts_equal_the_phone_key_expression(phones: list[str | None], n_
     assert phone_parts(longer, n_parts).tolist() == expected.to_list()
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.none(), _PHONE_TEXT), min_size=1, max_size=60))
+def test_phone_group_keys_stand_for_the_phone_digits_exactly(phones: list[str | None]) -> None:
+    """A phone rule groups phones by keys read from their bytes (fan.phone_group_keys): they must equal the
+    expression on phone_digits' text, and two phones must share a key exactly when they share that text
+    (leading zeros, other scripts' digits, non-breaking spaces, too few digits and nulls included)."""
+    import polars as pl
+
+    from followmoney import schema as S
+    from followmoney.detectors.fan import phone_digits, phone_group_key, phone_group_keys
+
+    series = pl.Series(S.SENDER_PHONE, [*phones, "012345678", "12345678"], dtype=pl.String)
+    keys = phone_group_keys(series)
+    digits = series.to_frame().select(phone_digits(S.SENDER_PHONE)).to_series()
+    assert (
+        keys.to_list() == series.to_frame().select(phone_group_key(phone_digits(S.SENDER_PHONE))).to_series().to_list()
+    )
+    assert keys.is_null().to_list() == digits.is_null().to_list()
+    pairs = pl.DataFrame({"key": keys, "digits": digits}).drop_nulls().unique()
+    assert pairs["key"].n_unique() == pairs["digits"].n_unique() == pairs.height
+
+
 def test_phone_tail_numbers_reads_the_last_nine_ascii_digits() -> None:
     import pyarrow as pa
 
@@ -467,3 +489,5 @@ def test_phone_tail_numbers_reads_the_last_nine_ascii_digits() -> None:
     valid = np.array([v is not None for v in texts.to_pylist()])
     got = phone_tail_numbers(np.ascontiguousarray(offsets), data, valid).tolist()
     assert got == [62755975, 152209157, PHONE_TAIL_NONE, PHONE_TAIL_NONE, 345678901, PHONE_TAIL_OTHER, 1234567]
+    coded = phone_tail_numbers(np.ascontiguousarray(offsets), data, valid, True).tolist()
+    assert coded == [62755975 * 16 + 9, 152209157 * 16 + 9, *got[2:4], 345678901 * 16 + 9, got[5], 1234567 * 16 + 7]
