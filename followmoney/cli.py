@@ -256,8 +256,8 @@ def scan(
     spill_compression: Annotated[
         str | None,
         typer.Option(
-            help="Spill files: auto (uncompressed when the spill disk has twice their estimated size free, "
-            "else zstd), none (fastest) or zstd (a third of the bytes)."
+            help="Spill files: auto (uncompressed when they fit twice over on the spill disk and in the memory "
+            "left to the page cache, else zstd), none (fastest while cached) or zstd (a third of the bytes)."
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
