@@ -407,9 +407,9 @@ def phone_tail_numbers(
     """The number the last 9 ASCII digits of each text make (Arrow offsets and data bytes), or
     PHONE_TAIL_NONE for a null or a text of fewer than 7 digits, or PHONE_TAIL_OTHER for a text holding a
     byte outside ASCII (its digits may be other scripts' digits, which only a Unicode-aware reading sees).
-    For ASCII text this is the number detectors.fan.phone_digits' text stands for, without building it;
+    For ASCII text this is the number phones.phone_digits' text stands for, without building it;
     `with_length`: that number times 16 plus how many digits it has (up to 9), which tells texts with
-    leading zeros apart ("012345678" from "12345678"), as detectors.fan.phone_group_key does."""
+    leading zeros apart ("012345678" from "12345678"), as phones.phone_group_key does."""
     n = offsets.shape[0] - 1
     out = np.empty(n, dtype=np.int64)
     for i in range(n):

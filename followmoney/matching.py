@@ -44,6 +44,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
 from followmoney.kernels import token_aligned_means, token_pair_codes
+from followmoney.phones import ascii_digits, ascii_digits_of
 from followmoney.timing import LOG, step
 
 HONORIFICS = frozenset(
@@ -190,7 +191,7 @@ def block_keys(key: str) -> list[str]:
 def phone_keys(phone: str, country: str | None, regions: tuple[str, ...] = ()) -> list[str]:
     """Every E.164 reading of a phone: the party's country's when the number is valid there; else each of
     `regions` where it is valid (a migrant's home-country phone written in local format); else `phone_key`."""
-    if not phone.strip().startswith("+") and len(re.sub(r"\D", "", phone)) >= 6:
+    if not phone.strip().startswith("+") and len(ascii_digits_of(phone)) >= 6:
         readings = []
         for region in dict.fromkeys([country, *regions]):
             try:
@@ -210,7 +211,7 @@ def phone_keys(phone: str, country: str | None, regions: tuple[str, ...] = ()) -
 @lru_cache(maxsize=2_000_000)
 def phone_key(phone: str, country: str | None) -> str | None:
     """A phone in E.164 (using the party's country for local formats), or its digits as a fallback."""
-    digits = re.sub(r"\D", "", phone)
+    digits = ascii_digits_of(phone)
     if len(digits) < 6:
         return None
     attempts = [(phone, None)] if phone.strip().startswith("+") else [(phone, country), ("+" + digits, None)]
@@ -283,7 +284,7 @@ def prepare_phones(frame: pl.DataFrame, id_cols: list[str], regions: tuple[str, 
         .explode("raw_phone")
         .drop_nulls("raw_phone")
     )
-    exploded = exploded.with_columns(pl.col("raw_phone").str.replace_all(r"\D+", "").alias("_digits"))
+    exploded = exploded.with_columns(ascii_digits(pl.col("raw_phone")).alias("_digits"))
     raw = pl.col("raw_phone").str.strip_chars()
     digits = pl.col("_digits")
     intl = (

@@ -19,6 +19,7 @@ from followmoney import schema as S
 from followmoney.config import ReadOptions
 from followmoney.errors import InputError, ResourceError
 from followmoney.normalise import PARTY_KEY_SEED
+from followmoney.phones import ascii_digits, phone_tail_number
 from followmoney.read import READ_ERRORS, InputFile, scan_file
 
 PROFILE_SCHEMA: dict[str, pl.DataType] = {
@@ -119,19 +120,12 @@ class PartyDirectory:
         )
 
 
-def phone_tail_number(digits: pl.Expr, n: int) -> pl.Expr:
-    """The last `n` digits (of a digits-only text) as a number; null with fewer than `n` digits (so equal
-    numbers mean equal n-digit tails, leading zeros included)."""
-    return pl.when(digits.str.len_chars() >= n).then(digits.str.slice(-n).cast(pl.UInt32)).otherwise(None)
-
-
 def with_phone_tails(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Directory rows with `tail7` (screen.phone_tail) and `tail8` (phone_sharers' key): their phone's last 7
-    and 8 digits as numbers (null when it has fewer). Computed once per distinct directory row, so lookups
-    by phone compare numbers."""
-    digits = pl.col("phone").cast(pl.String).str.replace_all(r"\D+", "")
+    and 8 digits (of any script, phones.ascii_digits) as numbers (null when it has fewer). Computed once per
+    distinct directory row, so lookups by phone compare numbers."""
     return (
-        rows.with_columns(digits.alias("_digits"))
+        rows.with_columns(ascii_digits(pl.col("phone")).alias("_digits"))
         .with_columns(
             phone_tail_number(pl.col("_digits"), 7).alias("tail7"),
             phone_tail_number(pl.col("_digits"), 8).alias("tail8"),
@@ -337,7 +331,7 @@ def phone_sharers(directory: PartyDirectory, phones: pl.Series, max_share: int =
     candidates: `resolve_parties` decides who is the same person.
     """
 
-    digits = pl.col("p").cast(pl.String).str.replace_all(r"\D+", "")
+    digits = ascii_digits(pl.col("p"))
     wanted = phones.drop_nulls().to_frame("p").select(phone_tail_number(digits, 8).alias("t"))["t"].drop_nulls()
     if wanted.len() == 0:
         return pl.Series("party_id", [], pl.String)

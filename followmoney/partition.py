@@ -33,7 +33,6 @@ import pyarrow.ipc as ipc
 from followmoney import schema as S
 from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
-from followmoney.detectors.fan import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.errors import InputError, ResourceError
 from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies
 from followmoney.memory import PARTITION_COPIES
@@ -48,6 +47,7 @@ from followmoney.normalise import (
     normalise_file,
     party_keys,
 )
+from followmoney.phones import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.read import InputFile, load_columns
 
 PHONE_PART = "_phone_part"  # spilled copies: the partition of the sender's phone (null without one)
@@ -75,7 +75,7 @@ def row_key() -> pl.Expr:
 
 
 def phone_key() -> pl.Expr:
-    """The key whose partition owns the sender's phone (detectors.fan.phone_owner_key, what its phone
+    """The key whose partition owns the sender's phone (phones.phone_owner_key, what its phone
     candidates carry as OWNER_KEY), null without a usable phone."""
     return phone_owner_key(phone_digits(S.SENDER_PHONE))
 

@@ -17,7 +17,8 @@ import polars as pl
 
 from followmoney.matching import FUZZY_NAME_ONLY, MatchSettings, approx_name_key, name_keys
 from followmoney.normalise import PARTY_KEY_SEED
-from followmoney.parties import PartyDirectory, name_frequencies, phone_tail_number
+from followmoney.parties import PartyDirectory, name_frequencies
+from followmoney.phones import ascii_digits, phone_tail_number
 
 
 def name_token_sets(names: pl.Series) -> pl.Series:
@@ -29,7 +30,7 @@ def name_token_sets(names: pl.Series) -> pl.Series:
 def phone_tail(phone: pl.Expr) -> pl.Expr:
     """The last 7 digits of a phone, as a number: equal E.164 numbers always agree on them (a loose, safe
     key; the party directory's `tail7`)."""
-    return phone_tail_number(phone.cast(pl.String).str.replace_all(r"\D+", ""), 7)
+    return phone_tail_number(ascii_digits(phone), 7)
 
 
 def _entry_keys(entries: pl.DataFrame) -> tuple[pl.Series, pl.Series]:

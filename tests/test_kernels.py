@@ -429,7 +429,7 @@ def test_payer_time_stats_matches_twin(d: dict, week: int) -> None:
 
 _PHONE_TEXT = st.text(
     alphabet=st.sampled_from(
-        [*"0123456789", *"0123456789", " ", "-", "+", "(", ")", ".", "x", "\u00a0", "๐", "๘", "٣", "é"]
+        [*"0123456789", *"0123456789", " ", "-", "+", "(", ")", ".", "x", "\u00a0", "๐", "๘", "٣", "۵", "१", "８", "é"]
     ),
     max_size=20,
 )
@@ -458,13 +458,13 @@ def test_phone_parts_equal_the_phone_key_expression(phones: list[str | None], n_
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.none(), _PHONE_TEXT), min_size=1, max_size=60))
 def test_phone_group_keys_stand_for_the_phone_digits_exactly(phones: list[str | None]) -> None:
-    """A phone rule groups phones by keys read from their bytes (fan.phone_group_keys): they must equal the
+    """A phone rule groups phones by keys read from their bytes (phones.phone_group_keys): they must equal the
     expression on phone_digits' text, and two phones must share a key exactly when they share that text
     (leading zeros, other scripts' digits, non-breaking spaces, too few digits and nulls included)."""
     import polars as pl
 
     from followmoney import schema as S
-    from followmoney.detectors.fan import phone_digits, phone_group_key, phone_group_keys
+    from followmoney.phones import phone_digits, phone_group_key, phone_group_keys
 
     series = pl.Series(S.SENDER_PHONE, [*phones, "012345678", "12345678"], dtype=pl.String)
     keys = phone_group_keys(series)
@@ -475,6 +475,36 @@ def test_phone_group_keys_stand_for_the_phone_digits_exactly(phones: list[str | 
     assert keys.is_null().to_list() == digits.is_null().to_list()
     pairs = pl.DataFrame({"key": keys, "digits": digits}).drop_nulls().unique()
     assert pairs["key"].n_unique() == pairs["digits"].n_unique() == pairs.height
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.none(), _PHONE_TEXT), min_size=1, max_size=60))
+def test_python_and_polars_read_the_same_phone_digits(phones: list[str | None]) -> None:
+    """matching.phone_key's fallbacks read digits in Python (phones.ascii_digits_of): the same as Polars'."""
+    import polars as pl
+
+    from followmoney.phones import ascii_digits, ascii_digits_of
+
+    series = pl.Series("phone", phones, dtype=pl.String)
+    digits = series.to_frame().select(ascii_digits(pl.col("phone"))).to_series().to_list()
+    assert digits == [None if p is None else ascii_digits_of(p) for p in phones]
+
+
+def test_a_number_has_the_same_digits_keys_and_tails_in_every_script() -> None:
+    import polars as pl
+
+    from followmoney.parties import with_phone_tails
+    from followmoney.phones import phone_digits, phone_group_keys, phone_owner_key
+
+    zeros = {"ascii": "0", "arabic-indic": "٠", "persian": "۰", "devanagari": "०", "thai": "๐", "fullwidth": "０"}
+    texts = ["+" + "".join(chr(ord(z) + int(d)) for d in "971501234567") for z in zeros.values()]
+    series = pl.Series("phone", [t[:4] + "\u00a0" + t[4:] for t in texts], dtype=pl.String)
+    frame = series.to_frame()
+    assert frame.select(phone_digits("phone")).to_series().to_list() == ["501234567"] * len(zeros)
+    assert phone_group_keys(series).n_unique() == 1
+    assert frame.select(phone_owner_key(phone_digits("phone"))).to_series().n_unique() == 1
+    tails = with_phone_tails(frame.lazy()).select("tail7", "tail8").unique().collect()
+    assert tails.to_dicts() == [{"tail7": 1234567, "tail8": 1234567}]
 
 
 def test_phone_tail_numbers_reads_the_last_nine_ascii_digits() -> None:

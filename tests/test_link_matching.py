@@ -78,6 +78,14 @@ def test_phone_only_match_says_so() -> None:
     assert got[0]["basis"].startswith("name differs (") and "same phone" in got[0]["basis"]
 
 
+def test_a_phone_written_in_other_digits_matches_the_same_number() -> None:
+    # E1's phone is +66812345678: here in Thai digits, international and local, and in Arabic-Indic digits.
+    for written in ("+๖๖ ๘๑ ๒๓๔ ๕๖๗๘", "๐๘๑-๒๓๔-๕๖๗๘", "+٦٦٨١٢٣٤٥٦٧٨"):
+        got = match_parties(profiles([("C1", ["Mrs Lamai"], ["TH"], [written])]), LIST).to_dicts()
+        assert [r["list_id"] for r in got] == ["E1"], written
+        assert "same phone" in got[0]["basis"]
+
+
 def test_namesake_abroad_with_other_phone_never_matches() -> None:
     # The same common name as Q1, living in Cambodia with a Cambodian phone.
     party = profiles([("C9", ["Somchai Srisuk"], ["KH"], ["+855 12 999 111"])])

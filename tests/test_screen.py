@@ -72,7 +72,17 @@ def test_possible_officials_need_exact_name_tokens_or_a_phone() -> None:
     directory = PartyDirectory.of(
         pl.DataFrame(
             {
-                "party_id": ["P_NAME", "P_ORDER", "P_FUZZY", "P_PHONE", "P_SHARES", "P_OTHER", "P_NETWORK", "P_ALIAS"],
+                "party_id": [
+                    "P_NAME",
+                    "P_ORDER",
+                    "P_FUZZY",
+                    "P_PHONE",
+                    "P_SHARES",
+                    "P_OTHER",
+                    "P_NETWORK",
+                    "P_ALIAS",
+                    "P_ARABIC",
+                ],
                 "name": [
                     "Somchai Rattanakul",
                     "KYAW, Aung",
@@ -82,10 +92,12 @@ def test_possible_officials_need_exact_name_tokens_or_a_phone() -> None:
                     "Nobody Listed",
                     "Network Boss",  # on the networks list, not the officials list
                     "chai r",
+                    "Someone Else",
                 ],
-                "country": ["TH"] * 8,
-                "phone": [None, None, None, "081-234-5678", None, "0899990000", None, None],
-                "len": [1] * 8,
+                "country": ["TH"] * 9,
+                # P_ARABIC writes the official's phone in Arabic-Indic digits: the same number.
+                "phone": [None, None, None, "081-234-5678", None, "0899990000", None, None, "٠٨١-٢٣٤-٥٦٧٨"],
+                "len": [1] * 9,
             },
             schema_overrides={"len": pl.UInt32},
         )
@@ -109,7 +121,7 @@ def test_possible_officials_need_exact_name_tokens_or_a_phone() -> None:
     )
     keys = possible_official_keys(directory, entries)
     assert keys is not None
-    assert keys.to_list() == _keys("P_NAME", "P_ORDER", "P_PHONE", "P_SHARES", "P_ALIAS")
+    assert keys.to_list() == _keys("P_NAME", "P_ORDER", "P_PHONE", "P_SHARES", "P_ALIAS", "P_ARABIC")
     # A threshold a fuzzy name alone can reach lets every party through: no screen at all.
     assert possible_official_keys(directory, entries, MatchSettings(threshold=0.8, review_floor=0.7)) is None
     # No officials list: nobody can be an official.
@@ -144,18 +156,18 @@ def test_listed_lookalikes_need_exact_tokens_or_a_phone_tail() -> None:
     entries = _entries([("network", "Vichai Ruangsri", ["Boss V"], ["+66 89 111 2222"])])
     profiles = pl.DataFrame(
         {
-            "party_id": ["EXACT", "ALIAS", "FUZZY", "PHONE", "NONE"],
-            "names": [["RUANGSRI Vichai"], ["boss v."], ["Wichai Ruangsee"], ["Someone"], [None]],
-            "phones": [[], [], ["0811113333"], ["089-111-2222"], []],
+            "party_id": ["EXACT", "ALIAS", "FUZZY", "PHONE", "NONE", "THAI"],
+            "names": [["RUANGSRI Vichai"], ["boss v."], ["Wichai Ruangsee"], ["Someone"], [None], ["Other"]],
+            "phones": [[], [], ["0811113333"], ["089-111-2222"], [], ["๐๘๙ ๑๑๑ ๒๒๒๒"]],  # THAI: in Thai digits
         },
         schema_overrides={"names": pl.List(pl.String), "phones": pl.List(pl.String)},
     )
     from followmoney.screen import listed_lookalikes
 
-    assert listed_lookalikes(profiles, entries).to_list() == ["ALIAS", "EXACT", "PHONE"]
+    assert listed_lookalikes(profiles, entries).to_list() == ["ALIAS", "EXACT", "PHONE", "THAI"]
     # A name many parties of the input use is common: alone it can only be "possible", never a match.
     counts = pl.DataFrame({"approx_key": ["ruangsri vichai", "b boss"], "name_parties": [3, 2]})
-    assert listed_lookalikes(profiles, entries, counts, max_name_share=2).to_list() == ["ALIAS", "PHONE"]
+    assert listed_lookalikes(profiles, entries, counts, max_name_share=2).to_list() == ["ALIAS", "PHONE", "THAI"]
 
 
 def test_link_prefilters_change_no_alert(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,3 +181,22 @@ def test_link_prefilters_change_no_alert(world: Path, tmp_path: Path, monkeypatc
         a, b = pl.read_parquet(tmp_path / "filtered" / name), pl.read_parquet(tmp_path / "everyone" / name)
         assert_frame_equal(a, b, check_exact=True)
     assert pl.read_parquet(tmp_path / "filtered" / "alerts.parquet")["network_id"].drop_nulls().len() > 10
+
+
+def test_phones_in_other_scripts_scan_as_their_ascii_twins(world: Path, tmp_path: Path) -> None:
+    """The same dump with every phone written in Arabic-Indic digits (lists unchanged, in ASCII) gives the same
+    alerts: the screen's tails, the E.164 keys, the phone rules' keys and partitions read any script's digits
+    (a single such phone once stopped the scan)."""
+    arabic = dict(zip("0123456789", "٠١٢٣٤٥٦٧٨٩", strict=True))
+    rows = pl.read_ipc(world / "transactions.arrow")
+    phones = [c for c in rows.columns if c.endswith("_phone")]
+    rewritten = rows.with_columns(pl.col(phones).str.replace_many(list(arabic), list(arabic.values())))
+    assert rewritten["sender_phone"].str.contains("٥").any()
+    rewritten.write_ipc(tmp_path / "arabic.arrow")
+    scan_world(world, world / "transactions.arrow", tmp_path / "ascii")
+    scan_world(world, tmp_path / "arabic.arrow", tmp_path / "arabic")
+    for name in ("alerts.parquet", "cases.parquet"):
+        a, b = pl.read_parquet(tmp_path / "ascii" / name), pl.read_parquet(tmp_path / "arabic" / name)
+        assert_frame_equal(a, b, check_exact=True)
+    alerts = pl.read_parquet(tmp_path / "arabic" / "alerts.parquet")
+    assert {"FM120", "FM130"} <= set(alerts["rule_code"].to_list())

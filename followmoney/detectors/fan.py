@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from followmoney import schema as S
 from followmoney.detectors.base import (
@@ -28,12 +27,12 @@ from followmoney.detectors.base import (
     candidate_head,
     owned_rows,
 )
-from followmoney.kernels import PHONE_TAIL_NONE, PHONE_TAIL_OTHER, phone_tail_numbers, window_distinct
+from followmoney.kernels import window_distinct
 from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
+from followmoney.phones import PHONE_KEY, phone_digits, phone_group_keys, phone_owner_key
 from followmoney.sorting import group_starts, sort_rows
 
 _US_PER_DAY = 86_400_000_000
-PHONE_KEY = "_phone_key"  # phone_group_keys of the sender's phone: what a phone rule groups by
 _PARTY_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "sender_phone": S.SENDER_PHONE}
 _DISTINCT_COLUMN = {"sender": S.SENDER_ID, "receiver": S.RECEIVER_ID, "agent": S.AGENT_ID}
 _WORDS = {"sender": "senders", "receiver": "receivers", "agent": "agents"}
@@ -52,61 +51,6 @@ def _key(column: str) -> pl.Expr:
     if column in _KEYS:
         return pl.col(_KEYS[column])
     return pl.when(pl.col(column).is_not_null()).then(pl.col(column).hash(PARTY_KEY_SEED))
-
-
-def phone_digits(column: str) -> pl.Expr:
-    """A cheap phone key: the last 9 digits (local and international formats of one number agree)."""
-    digits = pl.col(column).str.replace_all(r"\D+", "")
-    return pl.when(digits.str.len_chars() >= 7).then(digits.str.slice(-9)).otherwise(None)
-
-
-PHONE_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it (mod 2^64) spreads phone numbers over partitions
-
-
-def phone_owner_key(digits: pl.Expr) -> pl.Expr:
-    """The 64-bit key whose partition owns a phone (`digits`: phone_digits' text): the number its ASCII digits
-    make, times PHONE_MIX (wrapping), so the partitioner can compute it from the raw text's bytes
-    (kernels.phone_tail_numbers) without building the digits; a text of other scripts' digits is hashed."""
-    plain = digits.str.contains(r"^[0-9]+$")
-    number = digits.cast(pl.UInt64, strict=False) * pl.lit(PHONE_MIX, pl.UInt64)
-    return pl.when(digits.is_null()).then(None).when(plain).then(number).otherwise(digits.hash(PARTY_KEY_SEED))
-
-
-def phone_group_key(digits: pl.Expr) -> pl.Expr:
-    """The 64-bit key a phone rule groups a phone by, standing for phone_digits' text (`digits`) exactly: for
-    a text of ASCII digits, its number times 16 plus its length (so "012345678" and "12345678" differ); for
-    a text of other scripts' digits, its hash with the top bit set (never one of the former)."""
-    plain = digits.str.contains(r"^[0-9]+$")
-    number = digits.cast(pl.UInt64, strict=False) * pl.lit(16, pl.UInt64) + digits.str.len_chars().cast(pl.UInt64)
-    hashed = digits.hash(PARTY_KEY_SEED) | pl.lit(1 << 63, pl.UInt64)
-    return pl.when(digits.is_null()).then(None).when(plain).then(number).otherwise(hashed)
-
-
-def phone_tails(phones: pl.Series, with_length: bool = False) -> np.ndarray:
-    """kernels.phone_tail_numbers of every text of `phones`, read from its Arrow bytes."""
-    if phones.len() == 0:
-        return np.zeros(0, dtype=np.int64)
-    text = phones.cast(pl.String).to_arrow().cast(pa.large_string())
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks()
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
-    data_buffer = text.buffers()[2]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    valid = phones.is_not_null().to_numpy()
-    return phone_tail_numbers(np.ascontiguousarray(offsets), data, np.ascontiguousarray(valid), with_length)
-
-
-def phone_group_keys(phones: pl.Series) -> pl.Series:
-    """phone_group_key(phone_digits) of every phone (null without a usable one), read from the text's bytes
-    by a kernel: the regex that builds each phone's digits took most of a phone rule's time (10M phones:
-    1.5 s). Texts with bytes outside ASCII go through the expression itself."""
-    codes = phone_tails(phones, with_length=True)
-    keys = pl.Series(PHONE_KEY, codes.astype(np.uint64)).scatter(np.flatnonzero(codes == PHONE_TAIL_NONE), None)
-    other = np.flatnonzero(codes == PHONE_TAIL_OTHER)
-    if other.size:
-        texts = phones.gather(other).to_frame(S.SENDER_PHONE)
-        keys = keys.scatter(other, texts.select(phone_group_key(phone_digits(S.SENDER_PHONE))).to_series())
-    return keys
 
 
 class DistinctInWindow(Detector):
