@@ -59,8 +59,10 @@ def ascii_digits_of(text: str) -> str:
 
 def phone_tail_number(digits: pl.Expr, n: int) -> pl.Expr:
     """The last `n` digits (of ascii_digits' text) as a number; null with fewer than `n` digits (so equal
-    numbers mean equal n-digit tails, leading zeros included)."""
-    return pl.when(digits.str.len_chars() >= n).then(digits.str.slice(-n).cast(pl.UInt32)).otherwise(None)
+    numbers mean equal n-digit tails, leading zeros included). Not a strict cast: Polars may cast a shorter
+    text the condition rules out (an exploded list's "n/a" phone, whose digits are "", once stopped a scan)."""
+    tail = digits.str.slice(-n).cast(pl.UInt32, strict=False)
+    return pl.when(digits.str.len_chars() >= n).then(tail).otherwise(None)
 
 
 def phone_digits(column: str) -> pl.Expr:

@@ -170,6 +170,18 @@ def test_listed_lookalikes_need_exact_tokens_or_a_phone_tail() -> None:
     assert listed_lookalikes(profiles, entries, counts, max_name_share=2).to_list() == ["ALIAS", "PHONE", "THAI"]
 
 
+def test_phones_without_digits_are_no_phone() -> None:
+    """A list's or a party's phone of no digits ("n/a", "", "ext.") is no phone: once it stopped every scan."""
+    from followmoney.screen import listed_lookalikes
+
+    entries = _entries([("official", "Somchai Rattanakul", [], ["n/a", "", "+66 81 234 5678"])])
+    profiles = pl.DataFrame(
+        {"party_id": ["PHONE", "NA"], "names": [["Someone"], ["Other"]], "phones": [["081-234-5678"], ["n/a", "x"]]},
+        schema_overrides={"names": pl.List(pl.String), "phones": pl.List(pl.String)},
+    )
+    assert listed_lookalikes(profiles, entries).to_list() == ["PHONE"]
+
+
 def test_link_prefilters_change_no_alert(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the name/phone prefilter (every profiled party fuzzy-matched to both lists) a scan alerts alike."""
     inputs = world / "transactions.arrow"
