@@ -849,6 +849,39 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
         assert pl.read_parquet(out / "alerts.parquet").height == len(list(csv.DictReader(fh)))
 
 
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.DataObject) -> None:
+    """Any non-blank text as transaction, party and agent ids goes through the whole scan, and the planted
+    structuring still alerts on its sender: ids are only compared, never parsed."""
+    rows = [
+        txn(f"S{j}", "S1", f"R{j}", T0 + dt.timedelta(days=j), usd) for j, usd in enumerate((9500.0, 9300.0, 9800.0))
+    ]
+    rows += [txn(f"P{j}", "P1", "OFF", T0 + dt.timedelta(days=7 * j), 100.0) for j in range(8)]
+    rows += [
+        txn(f"F{j}", f"F{j}", "R9", T0 + dt.timedelta(days=j), 300.0, sender_phone="+66 81 234 5678") for j in range(4)
+    ]
+    df = frame(rows)
+    ids = sorted({*df[S.SENDER_ID], *df[S.RECEIVER_ID], *df[S.AGENT_ID]})
+    id_text = st.text(min_size=1, max_size=12).filter(lambda t: t.strip() != "")
+    new_ids = dict(
+        zip(ids, data.draw(st.lists(id_text, min_size=len(ids), max_size=len(ids), unique=True)), strict=True)
+    )
+    txn_ids = data.draw(st.lists(id_text, min_size=df.height, max_size=df.height, unique=True))
+    df = df.with_columns(
+        pl.col(S.SENDER_ID, S.RECEIVER_ID, S.AGENT_ID).replace_strict(new_ids), pl.Series(S.TXN_ID, txn_ids)
+    )
+    path = tmp_path / "t.parquet"
+    df.write_parquet(path)
+    out = tmp_path / "o"
+    ok(scan(run_cli, path, out))
+    assert counts(out)["rows_read"] == df.height
+    alerts = pl.read_parquet(out / "alerts.parquet")
+    assert new_ids["S1"] in alerts.filter(pl.col("rule_code") == "FM101")["subject_id"].to_list()
+
+
 def seed_bytes(kind: str) -> bytes:
     rows = rows6()
     rows[1][S.AMOUNT] = -3.0
