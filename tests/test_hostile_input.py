@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from conftest import T0, frame, txn, write_networks, write_officials
+from conftest import OFFICIALS_HEADER, T0, frame, txn, write_networks, write_officials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -880,6 +880,37 @@ def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.Dat
     assert counts(out)["rows_read"] == df.height
     alerts = pl.read_parquet(out / "alerts.parquet")
     assert new_ids["S1"] in alerts.filter(pl.col("rule_code") == "FM101")["subject_id"].to_list()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_fuzz_any_text_in_every_list_column(tmp_path: Path, run_cli, data: st.DataObject) -> None:
+    """Any text in every column of the officials and networks lists (ids and names non-blank): the scan runs
+    (exit 0) or stops with one line naming the list file, never an internal error."""
+    path = tmp_path / "t.parquet"
+    frame(rows6(receiver_phone="+66 81 234 5678")).write_parquet(path)
+    columns = OFFICIALS_HEADER.split(",")
+    cell = st.one_of(list_texts, st.sampled_from(["2024-13-45", "1970", "th;TH; ;xx", "+66 81 234 5678;n/a"]))
+    named = st.text(min_size=1, max_size=12).filter(lambda t: t.strip() != "" and "\x00" not in t)
+    official = {c: data.draw(cell) or "" for c in columns} | {"id": data.draw(named), "name": data.draw(named)}
+    member = {"network_id": data.draw(named), "entity_id": data.draw(named), "name": data.draw(named)}
+    member |= {c: data.draw(cell) or "" for c in ("aliases", "phones", "countries", "role")}
+    network_columns = ["network_id", "entity_id", "name", "aliases", "phones", "countries", "role"]
+    lists = {}
+    for name, row, header in (("officials", official, columns), ("networks", member, network_columns)):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, [row[c] for c in header]])
+        lists[name] = tmp_path / f"{name}.csv"
+        lists[name].write_text(buf.getvalue(), encoding="utf-8")
+    out = tmp_path / "o"
+    result = scan(run_cli, path, out, "--officials", lists["officials"], "--networks", lists["networks"])
+    if result.exit_code == 0:
+        assert counts(out)["rows_read"] == 6
+    else:
+        line = one_line_error(result, out)
+        assert "internal error" not in line and ("officials.csv" in line or "networks.csv" in line), line
 
 
 def seed_bytes(kind: str) -> bytes:
