@@ -197,10 +197,19 @@ def _amount_usd(frame: pl.DataFrame, fx: FxTable | None) -> pl.DataFrame:
     derived: pl.Expr = pl.when(is_usd).then(pl.col(S.AMOUNT))
     if fx is not None:
         if fx.dated:
+            # Both sides are sorted by date here, so each currency's rows are too: Polars cannot check that with
+            # `by` and would print a warning on every scan with a dated FX table.
             frame = (
                 frame.with_columns(pl.col(S.TS).dt.date().alias("_date"))
                 .sort("_date")
-                .join_asof(fx.rates.sort("date"), left_on="_date", right_on="date", by="currency", strategy="backward")
+                .join_asof(
+                    fx.rates.sort("date"),
+                    left_on="_date",
+                    right_on="date",
+                    by="currency",
+                    strategy="backward",
+                    check_sortedness=False,
+                )
                 .drop("_date", "date")
                 .sort(S.SOURCE_ROW)
             )

@@ -11,6 +11,7 @@ import io
 import json
 import random
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -802,6 +803,7 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
     """Any text in the names, phones and countries of transfers and of the officials and networks lists goes through the
     whole scan (party directory, official screen, every detector, linking, writing): exit 0, every row
     accounted for. (A phone in Arabic-Indic digits once stopped the scan in the party directory.)"""
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
     rows = [
         txn(f"S{j}", "S1", f"R{j}", T0 + dt.timedelta(days=j), usd) for j, usd in enumerate((9500.0, 9300.0, 9800.0))
     ]
@@ -823,7 +825,7 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
         .otherwise(pl.Series(texts(), dtype=pl.String))
         .alias(S.SENDER_PHONE),
     )
-    path = tmp_path / "t.parquet"
+    path = work / "t.parquet"
     df.write_parquet(path)
     official_phone = df.filter(pl.col(S.RECEIVER_ID) == "OFF")[S.RECEIVER_PHONE][0]
     buf = io.StringIO()
@@ -831,7 +833,7 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
     line = ["Q1", "Person", f"Q {data.draw(list_texts) or ''}", data.draw(list_texts) or "", "", "th", "", "", ""]
     line += [official_phone or data.draw(list_texts) or "", "", "", "x", "", "", ""]
     csv.writer(buf, lineterminator="\n").writerow(line)
-    officials = write_officials(tmp_path / "officials.csv", [buf.getvalue().rstrip("\n")])
+    officials = write_officials(work / "officials.csv", [buf.getvalue().rstrip("\n")])
     buf = io.StringIO()
     member = [
         f"M {data.draw(list_texts) or ''}",
@@ -841,8 +843,8 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
         "boss",
     ]
     csv.writer(buf, lineterminator="\n").writerow(["N-1", "M1", *member])
-    networks = write_networks(tmp_path / "networks.csv", [buf.getvalue().rstrip("\n")])
-    out = tmp_path / "o"
+    networks = write_networks(work / "networks.csv", [buf.getvalue().rstrip("\n")])
+    out = work / "o"
     ok(scan(run_cli, path, out, "--officials", officials, "--networks", networks))
     assert counts(out)["rows_read"] == n
     with open(out / "alerts.csv", encoding="utf-8", newline="") as fh:
@@ -856,6 +858,7 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
 def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any non-blank text as transaction, party and agent ids goes through the whole scan, and the planted
     structuring still alerts on its sender: ids are only compared, never parsed."""
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
     rows = [
         txn(f"S{j}", "S1", f"R{j}", T0 + dt.timedelta(days=j), usd) for j, usd in enumerate((9500.0, 9300.0, 9800.0))
     ]
@@ -873,9 +876,9 @@ def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.Dat
     df = df.with_columns(
         pl.col(S.SENDER_ID, S.RECEIVER_ID, S.AGENT_ID).replace_strict(new_ids), pl.Series(S.TXN_ID, txn_ids)
     )
-    path = tmp_path / "t.parquet"
+    path = work / "t.parquet"
     df.write_parquet(path)
-    out = tmp_path / "o"
+    out = work / "o"
     ok(scan(run_cli, path, out))
     assert counts(out)["rows_read"] == df.height
     alerts = pl.read_parquet(out / "alerts.parquet")
@@ -889,7 +892,8 @@ def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.Dat
 def test_fuzz_any_text_in_every_list_column(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any text in every column of the officials and networks lists (ids and names non-blank): the scan runs
     (exit 0) or stops with one line naming the list file, never an internal error."""
-    path = tmp_path / "t.parquet"
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
+    path = work / "t.parquet"
     frame(rows6(receiver_phone="+66 81 234 5678")).write_parquet(path)
     columns = OFFICIALS_HEADER.split(",")
     cell = st.one_of(list_texts, st.sampled_from(["2024-13-45", "1970", "th;TH; ;xx", "+66 81 234 5678;n/a"]))
@@ -902,15 +906,55 @@ def test_fuzz_any_text_in_every_list_column(tmp_path: Path, run_cli, data: st.Da
     for name, row, header in (("officials", official, columns), ("networks", member, network_columns)):
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows([header, [row[c] for c in header]])
-        lists[name] = tmp_path / f"{name}.csv"
+        lists[name] = work / f"{name}.csv"
         lists[name].write_text(buf.getvalue(), encoding="utf-8")
-    out = tmp_path / "o"
+    out = work / "o"
     result = scan(run_cli, path, out, "--officials", lists["officials"], "--networks", lists["networks"])
     if result.exit_code == 0:
         assert counts(out)["rows_read"] == 6
     else:
         line = one_line_error(result, out)
         assert "internal error" not in line and ("officials.csv" in line or "networks.csv" in line), line
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data())
+def test_fuzz_any_currency_text_and_fx_table_scan(tmp_path: Path, run_cli, data: st.DataObject) -> None:
+    """Any text as currencies, in the transfers and in a (dated or undated) FX table of positive rates: the scan
+    runs, converts what the table covers and quarantines the rest with a reason, or stops with one line
+    naming the FX file; never an internal error."""
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
+    currency = st.one_of(st.none(), st.text(max_size=5), st.sampled_from(["thb", " THB ", "usd", "MMK", "ไทย", ""]))
+    rows = rows6()
+    n = len(rows)
+    df = frame(rows).with_columns(
+        pl.Series(S.CURRENCY, data.draw(st.lists(currency, min_size=n, max_size=n)), pl.String),
+        pl.lit(None, pl.Float64).alias(S.AMOUNT_USD),
+    )
+    path = work / "t.parquet"
+    df.write_parquet(path)
+    dated = data.draw(st.booleans())
+    # Mostly codes that stand (a blank one is a one-line error naming the FX file, also allowed below).
+    code = st.one_of(st.sampled_from(["THB", "thb ", "MMK", "ไทย"]), st.text(min_size=1, max_size=5), currency)
+    table = data.draw(st.lists(st.tuples(code, st.floats(1e-6, 1e6)), min_size=1, max_size=6))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["currency", "usd_per_unit", *(["date"] if dated else [])])
+    writer.writerows([[c or "", repr(r), *(["2025-03-01"] if dated else [])] for c, r in table])
+    fx = work / "fx.csv"
+    fx.write_text(buf.getvalue(), encoding="utf-8")
+    out = work / "o"
+    result = scan(run_cli, path, out, "--fx", fx)
+    if result.exit_code == 0:
+        summary = counts(out)
+        assert summary["rows_read"] == n
+        if summary["rows_quarantined"]:
+            assert quarantine(out)[S.REASON].is_not_null().all()
+    else:
+        line = one_line_error(result, out)
+        assert "internal error" not in line and "fx.csv" in line, line
 
 
 def seed_bytes(kind: str) -> bytes:

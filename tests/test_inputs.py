@@ -110,6 +110,28 @@ def test_fx_table_fills_amount_usd(tmp_path: Path, run_cli) -> None:
     assert summary_after(run_cli, path, tmp_path / "o2", "--fx", fx)["rows_scanned"] == 3
 
 
+def test_dated_fx_table_converts_by_the_rate_of_the_day_without_noise(tmp_path: Path, run_cli) -> None:
+    rows = [txn(f"T{i}", "C1", "R1", T0 + dt.timedelta(days=i), 0, currency="THB", amount=3500.0) for i in range(3)]
+    path = tmp_path / "t.parquet"
+    frame(rows).drop(S.AMOUNT_USD).write_parquet(path)
+    fx = tmp_path / "fx.csv"
+    later = (T0 + dt.timedelta(days=1)).date().isoformat()
+    fx.write_text(f"currency,usd_per_unit,date\nTHB,0.028,2000-01-01\nTHB,0.030,{later}\n")
+    from followmoney.normalise import load_fx, normalise_file
+
+    typed = frame(rows).drop(S.AMOUNT_USD).with_row_index(S.SOURCE_ROW, offset=1)
+    now = T0 + dt.timedelta(days=30)
+    done = normalise_file(typed, "t", assume_tz=None, fx=load_fx(fx), now=now, max_amount_usd=1e9)
+    assert [round(v, 6) for v in done[S.AMOUNT_USD].to_list()] == [98.0, 105.0, 105.0]
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = scan(run_cli, path, tmp_path / "o", "--fx", fx)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and not caught, [str(w.message) for w in caught]  # --quiet: not even a warning
+
+
 def summary_after(run_cli, path, out, *extra) -> dict:
     result = scan(run_cli, path, out, *extra)
     assert result.exit_code == 0, result.output
