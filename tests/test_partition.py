@@ -3,11 +3,15 @@ exactly the alerts, quarantine and counts of the same scan in memory, and leaves
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from conftest import scan_world
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
@@ -286,3 +290,76 @@ def test_a_full_disk_under_the_party_directory_is_a_one_line_error(
     assert "could not write the party directory" in result.stderr and "No space left" in result.stderr
     assert not list(spill.iterdir()), "temporary files left behind"
     assert not (tmp_path / "o").exists()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    data=st.data(),
+    n=st.integers(1, 150),
+    parties=st.integers(1, 10),
+    partitions=st.integers(2, 7),
+    chunk_rows=st.integers(1, 60),
+    slices=st.integers(1, 3),
+)
+def test_random_transfers_partitioned_equal_in_memory(
+    tmp_path: Path, data: st.DataObject, n: int, parties: int, partitions: int, chunk_rows: int, slices: int
+) -> None:
+    """Random transfers among a few parties (repeats, self-transfers, shared phones, amounts around every
+    threshold) spilled into 2-7 partitions in slices of 1-60 rows, the party directory in 1-3 slices: exactly
+    the in-memory scan's alerts, cases and quarantine. Small partitions and slices put a party's transfers,
+    a pair's and a phone's in many files, where ownership mistakes would show."""
+    import dataclasses
+    import datetime as dt
+    import tempfile
+
+    from conftest import T0, frame, txn, write_networks, write_officials
+
+    import followmoney.pipeline as pipeline
+
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
+    party = st.integers(0, parties - 1).map(lambda i: f"C{i}")
+    rows = [
+        txn(
+            f"T{i}",
+            data.draw(party),
+            data.draw(party),
+            T0 + dt.timedelta(hours=data.draw(st.integers(0, 120 * 24))),
+            data.draw(st.floats(0.01, 30_000.0) | st.sampled_from([9_500.0, 9_999.0, 100.0, 300.0, -5.0])),
+            agent=data.draw(st.sampled_from(["AG1", "AG2", "AG3"])),
+            sender_phone=data.draw(st.sampled_from([None, "+66 81 234 5678", "081 234 5678", "+66 89 000 1111"])),
+        )
+        for i in range(n)
+    ]
+    path = work / "t.parquet"
+    frame(rows).write_parquet(path)
+    officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
+    networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss", "N-1,M2,Name C2,,,TH,"])
+    lists = ["--officials", str(officials), "--networks", str(networks)]
+
+    def run(out: Path) -> dict:
+        args = ["scan", str(path), *lists, "--out", str(out), "--quiet"]
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "summary.json").read_text())
+
+    whole = run(work / "whole")
+    real_plan = pipeline.plan_memory
+
+    def forced(*args: Any, **kwargs: Any) -> Any:
+        plan = real_plan(*args, **kwargs)
+        return dataclasses.replace(plan, mode="out_of_core", partitions=partitions, chunk_rows=chunk_rows)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "plan_memory", forced)
+        patch.setattr(pipeline, "directory_slices", lambda *_: slices)
+        parts = run(work / "parts")
+    assert parts["memory"]["mode"] == "out_of_core" and parts["memory"]["partitions"] == partitions
+    for name in ("alerts.parquet", "cases.parquet"):
+        assert_frame_equal(pl.read_parquet(work / "whole" / name), pl.read_parquet(work / "parts" / name))
+    if whole["rows_quarantined"]:
+        a, b = (pl.read_parquet(work / d / "quarantine.parquet") for d in ("whole", "parts"))
+        assert_frame_equal(a, b)
+    for key in ("rows_read", "rows_scanned", "rows_quarantined", "candidates_per_rule"):
+        assert parts[key] == whole[key], key
