@@ -32,7 +32,7 @@ test: lint typecheck unit
 
 # The property and fuzz tests on new random examples (make test repeats a fixed set).
 fuzz: venv
-	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/test_hostile_input.py tests/test_kernels.py tests/test_score.py tests/test_sorting.py
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/test_hostile_input.py tests/test_kernels.py tests/test_score.py tests/test_sorting.py tests/test_partition.py
 
 bench: venv
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
