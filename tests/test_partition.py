@@ -3,6 +3,7 @@ exactly the alerts, quarantine and counts of the same scan in memory, and leaves
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -369,11 +370,11 @@ def test_random_transfers_partitioned_equal_in_memory(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 @given(data=st.data(), n=st.integers(1, 150), parties=st.integers(1, 10), seed=st.integers(0, 2**32 - 1))
-def test_the_order_of_the_rows_changes_no_alert(
+def test_the_order_of_the_rows_and_files_changes_no_alert(
     tmp_path: Path, data: st.DataObject, n: int, parties: int, seed: int
 ) -> None:
-    """The same transfers dumped in another row order give the same alerts and cases (ties are broken by
-    txn_id, never by position)."""
+    """The same transfers dumped in another row order, and split over several Arrow and Parquet files, give the
+    same alerts and cases (ties are broken by txn_id, never by position or file)."""
     import datetime as dt
     import tempfile
 
@@ -395,12 +396,18 @@ def test_the_order_of_the_rows_changes_no_alert(
     ]
     ordered = frame(rows)
     ordered.write_parquet(work / "a.parquet")
-    ordered.sample(fraction=1.0, shuffle=True, seed=seed).write_parquet(work / "b.parquet")
+    shuffled = ordered.sample(fraction=1.0, shuffle=True, seed=seed)
+    # The shuffled rows also come as several files, Arrow and Parquet, in a directory.
+    (work / "b").mkdir()
+    cuts = sorted({0, n, *data.draw(st.lists(st.integers(0, n), max_size=3))})
+    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
+        part = shuffled.slice(lo, hi - lo)
+        part.write_ipc(work / "b" / f"{i}.arrow") if i % 2 else part.write_parquet(work / "b" / f"{i}.parquet")
     officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
     networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss", "N-1,M2,Name C2,,,TH,"])
-    for name in ("a", "b"):
-        args = ["scan", str(work / f"{name}.parquet"), "--officials", str(officials), "--networks", str(networks)]
-        result = CliRunner().invoke(app, [*args, "--out", str(work / name), "--quiet"], catch_exceptions=False)
+    for name, inputs in (("a", work / "a.parquet"), ("b", work / "b")):
+        args = ["scan", str(inputs), "--officials", str(officials), "--networks", str(networks)]
+        result = CliRunner().invoke(app, [*args, "--out", str(work / f"out-{name}"), "--quiet"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
     for name in ("alerts.parquet", "cases.parquet"):
-        assert_frame_equal(pl.read_parquet(work / "a" / name), pl.read_parquet(work / "b" / name))
+        assert_frame_equal(pl.read_parquet(work / "out-a" / name), pl.read_parquet(work / "out-b" / name))
