@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 from hypothesis import settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from followmoney import schema as S
@@ -110,6 +111,44 @@ def write_networks(path: Path, rows: list[str]) -> Path:
         "network_id,entity_id,name,aliases,phones,countries,role\n" + "\n".join(rows) + "\n", encoding="utf-8"
     )
     return path
+
+
+def random_transfers(
+    data: st.DataObject,
+    n: int,
+    parties: int,
+    *,
+    max_hours: int = 120 * 24,
+    max_usd: float = 30_000.0,
+    bad: bool = False,
+) -> list[dict[str, Any]]:
+    """`n` transfers among parties C0..C{parties-1}, drawn by Hypothesis: repeats and self-transfers, times up
+    to `max_hours` after T0, amounts from cents to `max_usd` and at the rules' thresholds (with `bad`, some
+    negative: quarantined), three agents or none, and phones, one number written two ways (small_lists names
+    C0 an official by it)."""
+    party = st.integers(0, parties - 1).map(lambda i: f"C{i}")
+    usd = st.floats(0.01, max_usd) | st.sampled_from([9_500.0, 9_999.99, 100.0, 300.0, 500.0, *([-5.0] if bad else [])])
+    phone = st.sampled_from([None, "+66 81 234 5678", "081 234 5678", "+66 89 000 1111"])
+    return [
+        txn(
+            f"T{i}",
+            data.draw(party),
+            data.draw(party),
+            T0 + dt.timedelta(hours=data.draw(st.integers(0, max_hours))),
+            data.draw(usd),
+            agent=data.draw(st.sampled_from(["AG1", "AG2", "AG3", None])),
+            sender_phone=data.draw(phone),
+        )
+        for i in range(n)
+    ]
+
+
+def small_lists(work: Path) -> list[str]:
+    """--officials and --networks arguments for random_transfers: C0 an official by phone, C1 and C2 members of
+    network N-1 by name."""
+    officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
+    networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss", "N-1,M2,Name C2,,,TH,"])
+    return ["--officials", str(officials), "--networks", str(networks)]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from conftest import OFFICIALS_HEADER, T0, frame, txn, write_networks, write_officials
+from conftest import OFFICIALS_HEADER, T0, frame, random_transfers, small_lists, txn, write_networks, write_officials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -973,27 +973,11 @@ def test_fuzz_random_transfers_through_every_rule(
     cents to above every threshold) go through every rule, the anomaly model and linking: exit 0, every row
     accounted for, alert files that agree."""
     work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
-    party = st.integers(0, parties - 1).map(lambda i: f"C{i}")
-    offset = st.just(0) if same_time else st.integers(0, 400 * 24)  # hours
-    amount = st.floats(0.01, 60_000.0, allow_nan=False) | st.sampled_from([9_500.0, 9_999.99, 100.0, 500.0])
-    rows = [
-        txn(
-            f"T{i}",
-            data.draw(party),
-            data.draw(party),
-            T0 + dt.timedelta(hours=data.draw(offset)),
-            data.draw(amount),
-            agent=data.draw(st.sampled_from(["AG1", "AG2", "AG3", None])),
-            sender_phone=data.draw(st.sampled_from([None, "+66 81 234 5678", "+66 89 000 1111"])),
-        )
-        for i in range(n)
-    ]
+    rows = random_transfers(data, n, parties, max_hours=0 if same_time else 400 * 24, max_usd=60_000.0)
     path = work / "t.parquet"
     frame(rows).write_parquet(path)
-    officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
-    networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss"])
     out = work / "o"
-    ok(scan(run_cli, path, out, "--officials", officials, "--networks", networks))
+    ok(scan(run_cli, path, out, *small_lists(work)))
     assert counts(out)["rows_read"] == n
     with open(out / "alerts.csv", encoding="utf-8", newline="") as fh:
         assert pl.read_parquet(out / "alerts.parquet").height == len(list(csv.DictReader(fh)))

@@ -3,19 +3,22 @@ exactly the alerts, quarantine and counts of the same scan in memory, and leaves
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from conftest import scan_world
+from conftest import frame, random_transfers, scan_world, small_lists
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+import followmoney.pipeline as pipeline
 from followmoney.cli import app
 
 ROWS = 30_000
@@ -311,33 +314,10 @@ def test_random_transfers_partitioned_equal_in_memory(
     threshold) spilled into 2-7 partitions in slices of 1-60 rows, the party directory in 1-3 slices: exactly
     the in-memory scan's alerts, cases and quarantine. Small partitions and slices put a party's transfers,
     a pair's and a phone's in many files, where ownership mistakes would show."""
-    import dataclasses
-    import datetime as dt
-    import tempfile
-
-    from conftest import T0, frame, txn, write_networks, write_officials
-
-    import followmoney.pipeline as pipeline
-
     work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
-    party = st.integers(0, parties - 1).map(lambda i: f"C{i}")
-    rows = [
-        txn(
-            f"T{i}",
-            data.draw(party),
-            data.draw(party),
-            T0 + dt.timedelta(hours=data.draw(st.integers(0, 120 * 24))),
-            data.draw(st.floats(0.01, 30_000.0) | st.sampled_from([9_500.0, 9_999.0, 100.0, 300.0, -5.0])),
-            agent=data.draw(st.sampled_from(["AG1", "AG2", "AG3"])),
-            sender_phone=data.draw(st.sampled_from([None, "+66 81 234 5678", "081 234 5678", "+66 89 000 1111"])),
-        )
-        for i in range(n)
-    ]
     path = work / "t.parquet"
-    frame(rows).write_parquet(path)
-    officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
-    networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss", "N-1,M2,Name C2,,,TH,"])
-    lists = ["--officials", str(officials), "--networks", str(networks)]
+    frame(random_transfers(data, n, parties, bad=True)).write_parquet(path)
+    lists = small_lists(work)
 
     def run(out: Path) -> dict:
         args = ["scan", str(path), *lists, "--out", str(out), "--quiet"]
@@ -375,26 +355,8 @@ def test_the_order_of_the_rows_and_files_changes_no_alert(
 ) -> None:
     """The same transfers dumped in another row order, and split over several Arrow and Parquet files, give the
     same alerts and cases (ties are broken by txn_id, never by position or file)."""
-    import datetime as dt
-    import tempfile
-
-    from conftest import T0, frame, txn, write_networks, write_officials
-
     work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
-    party = st.integers(0, parties - 1).map(lambda i: f"C{i}")
-    rows = [
-        txn(
-            f"T{i}",
-            data.draw(party),
-            data.draw(party),
-            T0 + dt.timedelta(hours=data.draw(st.integers(0, 120 * 24))),
-            data.draw(st.floats(0.01, 30_000.0) | st.sampled_from([9_500.0, 9_999.0, 100.0, 300.0])),
-            agent=data.draw(st.sampled_from(["AG1", "AG2", "AG3"])),
-            sender_phone=data.draw(st.sampled_from([None, "+66 81 234 5678", "081 234 5678", "+66 89 000 1111"])),
-        )
-        for i in range(n)
-    ]
-    ordered = frame(rows)
+    ordered = frame(random_transfers(data, n, parties))
     ordered.write_parquet(work / "a.parquet")
     shuffled = ordered.sample(fraction=1.0, shuffle=True, seed=seed)
     # The shuffled rows also come as several files, Arrow and Parquet, in a directory.
@@ -403,10 +365,8 @@ def test_the_order_of_the_rows_and_files_changes_no_alert(
     for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         part = shuffled.slice(lo, hi - lo)
         part.write_ipc(work / "b" / f"{i}.arrow") if i % 2 else part.write_parquet(work / "b" / f"{i}.parquet")
-    officials = write_officials(work / "officials.csv", ["Q1,Person,Name C0,,,th,,,,+66 81 234 5678,,,x,,,"])
-    networks = write_networks(work / "networks.csv", ["N-1,M1,Name C1,,,TH,boss", "N-1,M2,Name C2,,,TH,"])
     for name, inputs in (("a", work / "a.parquet"), ("b", work / "b")):
-        args = ["scan", str(inputs), "--officials", str(officials), "--networks", str(networks)]
+        args = ["scan", str(inputs), *small_lists(work)]
         result = CliRunner().invoke(app, [*args, "--out", str(work / f"out-{name}"), "--quiet"], catch_exceptions=False)
         assert result.exit_code == 0, result.output
     for name in ("alerts.parquet", "cases.parquet"):
