@@ -75,13 +75,14 @@ def phone_owner_key(digits: pl.Expr) -> pl.Expr:
     """The 64-bit key whose partition owns a phone (`digits`: phone_digits' text): the number its digits
     make, times PHONE_MIX (wrapping), so the partitioner can compute it from the raw text's bytes
     (kernels.phone_tail_numbers) without building the digits."""
-    return digits.cast(pl.UInt64) * pl.lit(PHONE_MIX, pl.UInt64)
+    return digits.cast(pl.UInt64, strict=False) * pl.lit(PHONE_MIX, pl.UInt64)  # (see phone_tail_number)
 
 
 def phone_group_key(digits: pl.Expr) -> pl.Expr:
     """The 64-bit key a phone rule groups a phone by, standing for phone_digits' text (`digits`) exactly:
     its number times 16 plus its length (so "012345678" and "12345678" differ)."""
-    return digits.cast(pl.UInt64) * pl.lit(16, pl.UInt64) + digits.str.len_chars().cast(pl.UInt64)
+    number = digits.cast(pl.UInt64, strict=False)  # (see phone_tail_number)
+    return number * pl.lit(16, pl.UInt64) + digits.str.len_chars().cast(pl.UInt64)
 
 
 def phone_tails(phones: pl.Series, with_length: bool = False) -> np.ndarray:
