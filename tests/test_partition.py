@@ -371,3 +371,29 @@ def test_the_order_of_the_rows_and_files_changes_no_alert(
         assert result.exit_code == 0, result.output
     for name in ("alerts.parquet", "cases.parquet"):
         assert_frame_equal(pl.read_parquet(work / "out-a" / name), pl.read_parquet(work / "out-b" / name))
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(data=st.data(), n=st.integers(1, 120), parties=st.integers(1, 8), delimiter=st.sampled_from([",", ";", "\t"]))
+def test_csv_arrow_and_parquet_of_one_dump_give_the_same_alerts(
+    tmp_path: Path, data: st.DataObject, n: int, parties: int, delimiter: str
+) -> None:
+    """The same random transfers exported as Parquet, Arrow and CSV (any of three delimiters, timestamps as ISO
+    text with their offset) give the same alerts and cases."""
+    work = Path(tempfile.mkdtemp(dir=tmp_path))  # Hypothesis examples share tmp_path
+    dump = frame(random_transfers(data, n, parties))
+    dump.write_parquet(work / "t.parquet")
+    dump.write_ipc(work / "t.arrow")
+    as_text = dump.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f%:z"))
+    as_text.write_csv(work / "t.csv", separator=delimiter)
+    for name in ("parquet", "arrow", "csv"):
+        extra = ["--csv-delimiter", delimiter] if name == "csv" else []
+        args = ["scan", str(work / f"t.{name}"), *small_lists(work), *extra, "--out", str(work / name), "--quiet"]
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    for name in ("alerts.parquet", "cases.parquet"):
+        reference = pl.read_parquet(work / "parquet" / name)
+        for other in ("arrow", "csv"):
+            assert_frame_equal(reference, pl.read_parquet(work / other / name), check_exact=True)
