@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -111,6 +111,16 @@ def write_networks(path: Path, rows: list[str]) -> Path:
         "network_id,entity_id,name,aliases,phones,countries,role\n" + "\n".join(rows) + "\n", encoding="utf-8"
     )
     return path
+
+
+def whole_scan_settings(examples: int) -> settings:
+    """Hypothesis settings for a test that runs whole scans: `examples` of them, no deadline, and a shared
+    tmp_path (each example makes its own directory in it)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 def random_transfers(

@@ -19,7 +19,17 @@ import polars as pl
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from conftest import OFFICIALS_HEADER, T0, frame, random_transfers, small_lists, txn, write_networks, write_officials
+from conftest import (
+    OFFICIALS_HEADER,
+    T0,
+    frame,
+    random_transfers,
+    small_lists,
+    txn,
+    whole_scan_settings,
+    write_networks,
+    write_officials,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -795,9 +805,7 @@ party_texts = st.one_of(
 list_texts = st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=14), party_texts)
 
 
-@settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(20)
 @given(data=st.data())
 def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any text in the names, phones and countries of transfers and of the officials and networks lists goes through the
@@ -851,9 +859,7 @@ def test_fuzz_any_party_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.
         assert pl.read_parquet(out / "alerts.parquet").height == len(list(csv.DictReader(fh)))
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(25)
 @given(data=st.data())
 def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any non-blank text as transaction, party and agent ids goes through the whole scan, and the planted
@@ -885,9 +891,7 @@ def test_fuzz_any_id_text_scans_end_to_end(tmp_path: Path, run_cli, data: st.Dat
     assert new_ids["S1"] in alerts.filter(pl.col("rule_code") == "FM101")["subject_id"].to_list()
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(25)
 @given(data=st.data())
 def test_fuzz_any_text_in_every_list_column(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any text in every column of the officials and networks lists (ids and names non-blank): the scan runs
@@ -917,9 +921,7 @@ def test_fuzz_any_text_in_every_list_column(tmp_path: Path, run_cli, data: st.Da
         assert "internal error" not in line and ("officials.csv" in line or "networks.csv" in line), line
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(25)
 @given(data=st.data())
 def test_fuzz_any_currency_text_and_fx_table_scan(tmp_path: Path, run_cli, data: st.DataObject) -> None:
     """Any text as currencies, in the transfers and in a (dated or undated) FX table of positive rates: the scan
@@ -957,9 +959,7 @@ def test_fuzz_any_currency_text_and_fx_table_scan(tmp_path: Path, run_cli, data:
         assert "internal error" not in line and "fx.csv" in line, line
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(30)
 @given(
     data=st.data(),
     n=st.integers(1, 120),

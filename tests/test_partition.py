@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import frame, random_transfers, scan_world, small_lists
-from hypothesis import HealthCheck, given, settings
+from conftest import frame, random_transfers, scan_world, small_lists, whole_scan_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
@@ -296,9 +296,7 @@ def test_a_full_disk_under_the_party_directory_is_a_one_line_error(
     assert not (tmp_path / "o").exists()
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(15)
 @given(
     data=st.data(),
     n=st.integers(1, 150),
@@ -346,9 +344,7 @@ def test_random_transfers_partitioned_equal_in_memory(
         assert parts[key] == whole[key], key
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(15)
 @given(data=st.data(), n=st.integers(1, 150), parties=st.integers(1, 10), seed=st.integers(0, 2**32 - 1))
 def test_the_order_of_the_rows_and_files_changes_no_alert(
     tmp_path: Path, data: st.DataObject, n: int, parties: int, seed: int
@@ -373,9 +369,7 @@ def test_the_order_of_the_rows_and_files_changes_no_alert(
         assert_frame_equal(pl.read_parquet(work / "out-a" / name), pl.read_parquet(work / "out-b" / name))
 
 
-@settings(
-    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
+@whole_scan_settings(10)
 @given(data=st.data(), n=st.integers(1, 120), parties=st.integers(1, 8), delimiter=st.sampled_from([",", ";", "\t"]))
 def test_csv_arrow_and_parquet_of_one_dump_give_the_same_alerts(
     tmp_path: Path, data: st.DataObject, n: int, parties: int, delimiter: str
