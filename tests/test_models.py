@@ -15,7 +15,7 @@ from conftest import T0, frame, txn
 from polars.testing import assert_frame_equal
 
 from followmoney import schema as S
-from followmoney.detectors.anomaly import AnomalousPair, anomaly_candidates
+from followmoney.detectors.anomaly import AnomalousPair, anomaly_candidates, side_evidence
 from followmoney.errors import ModelError
 from followmoney.features import (
     FEATURE_NAMES,
@@ -275,6 +275,47 @@ def test_anomaly_alerts_name_the_planted_parties_and_explain_them(
     assert (
         anomaly_candidates(quiet, model, score_table(model, pair_table(quiet, model.corridors())), params).height == 0
     )
+
+
+def test_side_evidence_takes_each_party_s_own_side_once_in_one_pass() -> None:
+    """A sender-side party's evidence is its sends, a receiver-side party's its receipts (not its sends), and a
+    transfer between two alerted parties is evidence for both; eager and lazy input agree."""
+    day = dt.timedelta(days=1)
+    rows = frame(
+        [
+            txn("t1", "A", "B", T0, 100.10),
+            txn("t2", "A", "B", T0 + day, 100.20),
+            txn("t3", "A", "C", T0 + 2 * day, 50.0),
+            txn("t4", "A", "D", T0 + 3 * day, 10.0),  # A's send and D's receipt
+            txn("t5", "E", "D", T0 + 4 * day, 20.0),
+            txn("t6", "E", "D", T0 + 5 * day, 30.0),
+            txn("t7", "D", "Z", T0 + 6 * day, 999.0),  # D's send: not D's evidence
+            txn("t8", "F", "G", T0 + 7 * day, 5.0),  # nobody's
+        ]
+    )
+    parties = pl.DataFrame({"_p": ["D", "A"], "side": ["receiver", "sender"]})
+    found = side_evidence(rows, parties)
+    assert_frame_equal(found, side_evidence(rows.lazy(), parties))
+    a, d = found.rows(named=True)
+    assert (a["_p"], a["n_txns"], a["total_usd"], a["txn_ids"], a["n_pairs"], a["_single"]) == (
+        "A",
+        4,
+        260.30,
+        ["t1", "t2", "t3", "t4"],
+        3,
+        None,
+    )
+    assert (a["window_start"], a["window_end"]) == (T0, T0 + 3 * day)
+    assert (d["_p"], d["n_txns"], d["total_usd"], d["txn_ids"], d["n_pairs"], d["_single"]) == (
+        "D",
+        3,
+        60.0,
+        ["t4", "t5", "t6"],
+        2,
+        None,
+    )
+    only_e = side_evidence(rows, pl.DataFrame({"_p": ["E"], "side": ["sender"]})).row(0, named=True)
+    assert (only_e["n_txns"], only_e["n_pairs"], only_e["_single"]) == (2, 1, "D")
 
 
 # ---------------------------------------------------------------- files, versions, refusal
