@@ -12,6 +12,7 @@ the graph of *resolved* parties (ids of one person merged), in a Numba kernel ov
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from numba import njit
 
 from followmoney import schema as S
 from followmoney.normalise import PARTY_KEY_SEED, RECEIVER_KEY, SENDER_KEY
+from followmoney.rowsets import Rows, collect_rows
 from followmoney.schema import usd_total
 
 
@@ -47,36 +49,24 @@ class Neighbourhood:
     hubs: pl.Series  # party ids with more than max_degree counterparties (not walked through)
 
 
-def neighbourhood(
-    clean: pl.DataFrame | pl.LazyFrame, seeds: pl.Series, settings: GraphSettings | None = None
-) -> Neighbourhood:
+def neighbourhood(clean: Rows, seeds: pl.Series, settings: GraphSettings | None = None) -> Neighbourhood:
     """Edges touching the seeds and every party up to `max_hops - 1` transfers from them (hubs excepted).
 
-    `clean` may be lazy (every clean transfer once, e.g. scanned from partition spill files)."""
+    `clean` may be lazy or in parts (every clean transfer once, e.g. scanned from partition spill files:
+    Transfers.every_row_parts; a pair's transfers are all in one part, so each hop groups them part by part)."""
     settings = settings or GraphSettings()
     empty = Neighbourhood(pl.DataFrame(schema=EDGE_SCHEMA), pl.Series("id", [], pl.String))
     if isinstance(clean, pl.DataFrame) and clean.height == 0:
         return empty
     if settings.max_hops <= 0 or seeds.len() == 0:
         return empty
-    lf = clean.lazy().select(SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD)
     frontier = seeds.cast(pl.String).unique().hash(PARTY_KEY_SEED)
     seen = frontier
     parts: list[pl.DataFrame] = []
     hubs: list[pl.Series] = []
     for hop in range(settings.max_hops):
         wanted = frontier.implode()
-        touching = (
-            lf.filter(pl.col(SENDER_KEY).is_in(wanted) | pl.col(RECEIVER_KEY).is_in(wanted))
-            .group_by(SENDER_KEY, RECEIVER_KEY)
-            .agg(
-                pl.col(S.SENDER_ID).first(),
-                pl.col(S.RECEIVER_ID).first(),
-                pl.len().cast(pl.Int64).alias("n_txns"),
-                usd_total(pl.col(S.AMOUNT_USD)).alias("total_usd"),
-            )
-            .collect(engine="streaming")
-        )
+        touching = collect_rows(clean, functools.partial(_pairs_touching, wanted=wanted))
         ends = pl.concat(
             [
                 touching.select(
@@ -113,6 +103,21 @@ def neighbourhood(
         .sort("sender_id", "receiver_id")
     )
     return Neighbourhood(edges, pl.concat(hubs).unique().sort().rename("id"))
+
+
+def _pairs_touching(rows: pl.LazyFrame, wanted: pl.Series) -> pl.LazyFrame:
+    """The transfers with a party key in `wanted` (imploded), aggregated per (sender, receiver) pair."""
+    return (
+        rows.select(SENDER_KEY, RECEIVER_KEY, S.SENDER_ID, S.RECEIVER_ID, S.AMOUNT_USD)
+        .filter(pl.col(SENDER_KEY).is_in(wanted) | pl.col(RECEIVER_KEY).is_in(wanted))
+        .group_by(SENDER_KEY, RECEIVER_KEY)
+        .agg(
+            pl.col(S.SENDER_ID).first(),
+            pl.col(S.RECEIVER_ID).first(),
+            pl.len().cast(pl.Int64).alias("n_txns"),
+            usd_total(pl.col(S.AMOUNT_USD)).alias("total_usd"),
+        )
+    )
 
 
 @njit(cache=True, nogil=True)

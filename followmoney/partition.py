@@ -49,6 +49,7 @@ from followmoney.normalise import (
 )
 from followmoney.phones import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.read import InputFile, load_columns
+from followmoney.rowsets import Rows, collect_rows
 
 PHONE_PART = "_phone_part"  # spilled copies: the partition of the sender's phone (null without one)
 PRIMARY = "_primary"  # True on the one copy of a row kept in its sender's partition
@@ -57,6 +58,9 @@ _SPILL_PREFIX = ".followmoney-spill-"
 _FILE_SHIFT = 1 << 40
 _ZSTD = pa.Codec("zstd", compression_level=1)
 SPILL_COMPRESSIONS = ("auto", "none", "zstd")
+# Spill files one query over every transfer scans at most (rowsets.py): Polars held 32 KB per scanned file of a
+# four-column test (40k files in one query: 1.24 GB; in groups of 250: 47 MB), and the 200M scan made 73k.
+SCAN_FILES = 2_000
 # "auto" writes spill files uncompressed only when the spill disk has this many times their estimated size
 # free (spill_estimate, above what was measured: 10M world, every rule, 16 partitions: 4.03 GB spilled against
 # 5.1 GB estimated, or 1.16 GB with zstd).
@@ -159,12 +163,28 @@ class Transfers:
                 yield part, frame
 
     def every_row(self, *, with_duplicates: bool = False) -> pl.LazyFrame:
-        """Every clean transfer once (lazily; the primary copies when partitioned)."""
+        """Every clean transfer once (lazily; the primary copies when partitioned), as one query over every
+        spill file: for small scans (see every_row_parts)."""
         if self.memory is not None:
             return self.memory.lazy()
         paths = [p for files in self.spill_files for p in files]
-        if not paths:
-            return pl.LazyFrame()
+        return self._primary_rows(paths, with_duplicates) if paths else pl.LazyFrame()
+
+    def every_row_parts(self, *, with_duplicates: bool = False) -> Rows:
+        """Every clean transfer once, as rowsets.collect_rows reads it: the frame in memory, else the primary
+        copies in parts of whole partitions with at most SCAN_FILES spill files each (a row's primary copy is
+        in its sender's partition)."""
+        if self.memory is not None:
+            return self.memory.lazy()
+        groups: list[list[Path]] = []
+        for files in self.spill_files:
+            if files and (not groups or len(groups[-1]) + len(files) > SCAN_FILES):
+                groups.append([])
+            if files:
+                groups[-1].extend(files)
+        return [self._primary_rows(paths, with_duplicates) for paths in groups] or [pl.LazyFrame()]
+
+    def _primary_rows(self, paths: list[Path], with_duplicates: bool) -> pl.LazyFrame:
         lf = pl.scan_ipc(paths).filter(pl.col(PRIMARY))
         if not with_duplicates and self.duplicates is not None and self.duplicates.len():
             lf = lf.filter(~row_key().is_in(self.duplicates.implode()))
@@ -501,11 +521,11 @@ def _duplicates(transfers: Transfers, hashes: np.ndarray, bad_rows: pl.DataFrame
         return none, bad_rows.select(keys).sort(S.SOURCE_FILE, S.SOURCE_ROW)
     wanted = pl.Series(repeated).implode()
     suspect_of = pl.col(S.TXN_ID).hash(PARTY_KEY_SEED).is_in(wanted)
-    clean_suspects = (
-        transfers.every_row(with_duplicates=True)
-        .filter(suspect_of)
-        .select(S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, RECEIVER_KEY, pl.lit(None, pl.String).alias(S.REASON))
-        .collect(engine="streaming")  # never all spilled rows at once
+    clean_suspects = collect_rows(  # never all spilled rows at once, nor every spill file in one query
+        transfers.every_row_parts(with_duplicates=True),
+        lambda rows: rows.filter(suspect_of).select(
+            S.SOURCE_FILE, S.SOURCE_ROW, S.TXN_ID, RECEIVER_KEY, pl.lit(None, pl.String).alias(S.REASON)
+        ),
     )
     suspects = (
         pl.concat([bad_rows.filter(suspect_of), clean_suspects], how="diagonal_relaxed")

@@ -59,6 +59,7 @@ from followmoney.read import (
     resolve_inputs,
     stored_rows,
 )
+from followmoney.rowsets import Rows
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
 from followmoney.screen import possible_official_keys
@@ -407,7 +408,7 @@ def directory_of(
 
 def link_stage(
     directory: PartyDirectory,
-    transfers: pl.DataFrame | pl.LazyFrame,
+    transfers: Rows,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     rules: list[Rule],
@@ -476,7 +477,7 @@ def _with_phone_sharers(directory: PartyDirectory, seeds: pl.Series, settings: L
 
 def link_inputs(
     directory: PartyDirectory,
-    clean: pl.DataFrame | pl.LazyFrame,
+    clean: Rows,
     candidates: pl.DataFrame,
     entries: pl.DataFrame,
     settings: LinkSettings | None = None,
@@ -581,7 +582,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
             with timer("link"), progress.stage("linking parties to lists"):
                 if directory is None:
                     directory = stack.enter_context(directory_of(files, config, slices, needed=candidates.height > 0))
-                linked = link_stage(directory, transfers.every_row(), candidates, entries, rules, settings)
+                linked = link_stage(directory, transfers.every_row_parts(), candidates, entries, rules, settings)
                 linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     finally:
         spill_bytes = transfers.spill_bytes

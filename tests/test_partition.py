@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
+import followmoney.partition as partition
 import followmoney.pipeline as pipeline
 from followmoney.cli import app
 
@@ -95,6 +96,33 @@ def test_partitioned_scan_over_several_files_with_duplicates(world: Path, tmp_pa
     assert [f["rows_scanned"] for f in parts["files"]] == [f["rows_scanned"] for f in whole["files"]]
     _same_outputs(tmp_path / "whole", tmp_path / "parts")
     assert not list(tmp_path.glob(".followmoney-spill-*")), "spill files left behind"
+
+
+def test_queries_over_every_spilled_row_scan_a_few_files_at_a_time(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The duplicate check, the graph walk and the anomaly evidence read every spilled row; they do it in parts
+    of whole partitions (Polars holds memory for each file a query scans, and a 200M-row scan spills 73k files),
+    and find exactly what the in-memory scan finds."""
+    inputs = _two_files_with_duplicates(world, tmp_path / "in")
+    whole = _scan(world, inputs, tmp_path / "whole")
+    scanned: list[list[str]] = []
+    scan_ipc = pl.scan_ipc
+
+    def spy(source, *args, **kwargs):  # type: ignore[no-untyped-def]
+        scanned.append([str(p) for p in source] if isinstance(source, list) else [str(source)])
+        return scan_ipc(source, *args, **kwargs)
+
+    monkeypatch.setattr(partition, "SCAN_FILES", 3)
+    monkeypatch.setattr(partition.pl, "scan_ipc", spy)
+    parts = _scan(world, inputs, tmp_path / "parts", "--memory-limit", "3MB", "--spill-dir", str(tmp_path))
+    monkeypatch.undo()
+    assert parts["memory"]["mode"] == "out_of_core" and parts["memory"]["partitions"] >= 8
+    _same_outputs(tmp_path / "whole", tmp_path / "parts")
+    assert parts["quarantine_reasons"] == whole["quarantine_reasons"]
+    assert whole["candidates_per_rule"].get("FM190", 0) > 0  # the anomaly evidence was read
+    spilled = {path for paths in scanned for path in paths if ".followmoney-spill-" in path}
+    assert len(spilled) > 20 and max(len(paths) for paths in scanned) < len(spilled) / 2
 
 
 def test_receivers_counted_while_spilling_are_their_clean_transfers(world: Path, tmp_path: Path) -> None:
