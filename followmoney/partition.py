@@ -119,6 +119,7 @@ class Transfers:
     checked: set[int] = field(default_factory=set)  # partitions whose keys were checked for collisions
     # RECEIVER_KEY, receiver_n (Float64): clean transfers per receiver, when counted while spilling
     receiver_counts: pl.DataFrame | None = None
+    empty: pl.DataFrame | None = None  # the clean rows' columns, no rows: every_row when nothing was spilled
 
     @property
     def rows(self) -> int:
@@ -168,7 +169,7 @@ class Transfers:
         if self.memory is not None:
             return self.memory.lazy()
         paths = [p for files in self.spill_files for p in files]
-        return self._primary_rows(paths, with_duplicates) if paths else pl.LazyFrame()
+        return self._primary_rows(paths, with_duplicates) if paths else self._no_rows()
 
     def every_row_parts(self, *, with_duplicates: bool = False) -> Rows:
         """Every clean transfer once, as rowsets.collect_rows reads it: the frame in memory, else the primary
@@ -182,7 +183,11 @@ class Transfers:
                 groups.append([])
             if files:
                 groups[-1].extend(files)
-        return [self._primary_rows(paths, with_duplicates) for paths in groups] or [pl.LazyFrame()]
+        return [self._primary_rows(paths, with_duplicates) for paths in groups] or [self._no_rows()]
+
+    def _no_rows(self) -> pl.LazyFrame:
+        """No transfer, with the columns of the clean rows (every row of the input was quarantined)."""
+        return self.empty.lazy() if self.empty is not None else pl.LazyFrame()
 
     def _primary_rows(self, paths: list[Path], with_duplicates: bool) -> pl.LazyFrame:
         lf = pl.scan_ipc(paths).filter(pl.col(PRIMARY))
@@ -420,6 +425,8 @@ def _spill(
                 bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
                 bad_parts.append(_own_buffers(bad.filter(pl.col(S.REASON).is_not_null())))
                 clean, _ = _split(frame)
+                if transfers.empty is None:
+                    transfers.empty = clean.head(0)
                 del raw, frame, bad
                 scanned[index] += clean.height
                 if count_receivers:

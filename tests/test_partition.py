@@ -4,6 +4,7 @@ exactly the alerts, quarantine and counts of the same scan in memory, and leaves
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import json
 import tempfile
@@ -12,7 +13,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import frame, random_transfers, scan_world, small_lists, whole_scan_settings
+from conftest import frame, random_transfers, scan_world, small_lists, txn, whole_scan_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -123,6 +124,28 @@ def test_queries_over_every_spilled_row_scan_a_few_files_at_a_time(
     assert whole["candidates_per_rule"].get("FM190", 0) > 0  # the anomaly evidence was read
     spilled = {path for paths in scanned for path in paths if ".followmoney-spill-" in path}
     assert len(spilled) > 20 and max(len(paths) for paths in scanned) < len(spilled) / 2
+
+
+def test_a_spilled_scan_whose_every_row_is_quarantined_reports_them_all(tmp_path: Path) -> None:
+    """Every row quarantined (negative amounts) and txn_ids repeated: the duplicate check reads every spilled
+    row, of which there is none. The partitioned scan used to stop with an internal error (exit 1)."""
+    rows = [
+        txn(f"T{i % 1500}", f"C{i}", f"C{i + 1}", dt.datetime(2025, 1, 1, tzinfo=dt.UTC), -5.0) for i in range(3000)
+    ]
+    data = tmp_path / "bad.parquet"
+    frame(rows).write_parquet(data)
+    runner = CliRunner()
+    outputs = {}
+    for name, extra in (("whole", []), ("parts", ["--memory-limit", "1MB"])):
+        out = tmp_path / name
+        result = runner.invoke(app, ["scan", str(data), "--out", str(out), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        outputs[name] = json.loads((out / "summary.json").read_text())
+    assert outputs["parts"]["memory"]["mode"] == "out_of_core"
+    assert outputs["parts"]["rows_quarantined"] == outputs["whole"]["rows_quarantined"] == 3000
+    assert outputs["parts"]["quarantine_reasons"] == outputs["whole"]["quarantine_reasons"]
+    assert outputs["whole"]["quarantine_reasons"]["duplicate txn_id"] == 1500
+    _same_outputs(tmp_path / "whole", tmp_path / "parts")
 
 
 def test_receivers_counted_while_spilling_are_their_clean_transfers(world: Path, tmp_path: Path) -> None:
