@@ -1,12 +1,12 @@
 """The clean transfers of a scan, whole in memory or partitioned by party into spill files.
 
 Partition-then-detect (for dumps larger than memory): one streaming pass reads every file in slices,
-normalises each slice, sets quarantined rows aside, and appends each clean row (as Arrow IPC) to
-the partition of its sender (the row's *primary* copy), of its receiver, and, when a rule groups by
-phone, of its sender's phone. A partition therefore holds every send and every receipt of the
-parties (and phones) it owns, so a detector run on one partition finds exactly the candidates about
-those owners that it would find on the whole input; the pipeline keeps only those (detectors mark
-each candidate with its owner, see detectors.base.OWNER_KEY).
+normalises each slice, sets quarantined rows aside, and appends each clean row (as Arrow IPC, one file
+per partition kept open across the slices) to the partition of its sender (the row's *primary* copy),
+of its receiver, and, when a rule groups by phone, of its sender's phone. A partition therefore holds
+every send and every receipt of the parties (and phones) it owns, so a detector run on one partition
+finds exactly the candidates about those owners that it would find on the whole input; the pipeline
+keeps only those (detectors mark each candidate with its owner, see detectors.base.OWNER_KEY).
 
 Duplicate txn_ids are the one fact that needs every row at once: the pass keeps a 64-bit hash per
 row (8 bytes a row), finds the repeated hashes after the pass, and compares only those rows' ids.
@@ -27,13 +27,11 @@ from typing import TypeVar, cast
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from followmoney import schema as S
 from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
-from followmoney.errors import InputError, ResourceError
+from followmoney.errors import InputError
 from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies
 from followmoney.memory import PARTITION_COPIES
 from followmoney.normalise import (
@@ -50,16 +48,17 @@ from followmoney.normalise import (
 from followmoney.phones import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.read import InputFile, load_columns
 from followmoney.rowsets import Rows, collect_rows
+from followmoney.spillfiles import SpillWriters
 
 PHONE_PART = "_phone_part"  # spilled copies: the partition of the sender's phone (null without one)
 PRIMARY = "_primary"  # True on the one copy of a row kept in its sender's partition
 ROW_KEY = "_row_key"  # (file index, row) as one integer: names a row across partitions
 _SPILL_PREFIX = ".followmoney-spill-"
 _FILE_SHIFT = 1 << 40
-_ZSTD = pa.Codec("zstd", compression_level=1)
 SPILL_COMPRESSIONS = ("auto", "none", "zstd")
 # Spill files one query over every transfer scans at most (rowsets.py): Polars held 32 KB per scanned file of a
-# four-column test (40k files in one query: 1.24 GB; in groups of 250: 47 MB), and the 200M scan made 73k.
+# four-column test (40k files in one query: 1.24 GB; in groups of 250: 47 MB), and the 200M scan made 73k when
+# each slice wrote its own files (a scan now writes one per partition unless the open-file limit is low: SpillWriters).
 SCAN_FILES = 2_000
 # "auto" writes spill files uncompressed only when the spill disk has this many times their estimated size
 # free (spill_estimate, above what was measured: 10M world, every rule, 16 partitions: 4.03 GB spilled against
@@ -408,38 +407,43 @@ def _spill(
     scanned = dict.fromkeys(range(len(files)), 0)
     tid = pl.col(S.TXN_ID)
     present = has_text(tid)
-    chunk = 0
     # The spill files of one slice are written on a thread while the next slice is read and checked (pyarrow
     # compresses and writes without the GIL). Two slices are then in memory at once, so each is half the
     # plan's chunk: the pass stays within the memory the plan gave one slice.
     slice_rows = max(10_000, chunk_rows // 2)
-    with ThreadPoolExecutor(1) as writer:
-        pending: Future[None] | None = None
-        for index, info in enumerate(files):
-            for piece in _slices(info, rows_per_file[index], slice_rows):
-                offset, length = piece if piece is not None else (None, None)
-                raw = load_columns(info, config.read, columns, offset=offset, length=length)
-                frame = _normalised(raw, info, index, config, fx)
-                hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
-                # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
-                bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
-                bad_parts.append(_own_buffers(bad.filter(pl.col(S.REASON).is_not_null())))
-                clean, _ = _split(frame)
-                if transfers.empty is None:
-                    transfers.empty = clean.head(0)
-                del raw, frame, bad
-                scanned[index] += clean.height
-                if count_receivers:
-                    receivers.append(clean[RECEIVER_KEY].to_numpy())
-                copies = _assignments(clean, n_parts, sides)
-                if pending is not None:
-                    pending.result()  # the slice before is written (or its error raised) first
-                pending = writer.submit(_write_parts, transfers, clean, copies, chunk)
-                del clean, copies
-                chunk += 1
-            advance(1)
-        if pending is not None:
-            pending.result()
+    writers = SpillWriters(transfers.spill_dir, n_parts, transfers.spill_compression)
+    transfers.spill_files = writers.files
+    try:
+        with ThreadPoolExecutor(1) as writer:
+            pending: Future[None] | None = None
+            for index, info in enumerate(files):
+                for piece in _slices(info, rows_per_file[index], slice_rows):
+                    offset, length = piece if piece is not None else (None, None)
+                    raw = load_columns(info, config.read, columns, offset=offset, length=length)
+                    frame = _normalised(raw, info, index, config, fx)
+                    hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
+                    # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
+                    bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
+                    bad_parts.append(_own_buffers(bad.filter(pl.col(S.REASON).is_not_null())))
+                    clean, _ = _split(frame)
+                    if transfers.empty is None:
+                        transfers.empty = clean.head(0)
+                    del raw, frame, bad
+                    scanned[index] += clean.height
+                    if count_receivers:
+                        receivers.append(clean[RECEIVER_KEY].to_numpy())
+                    copies = _assignments(clean, n_parts, sides)
+                    if pending is not None:
+                        pending.result()  # the slice before is written (or its error raised) first
+                    pending = writer.submit(_write_parts, clean, copies, writers)
+                    del clean, copies
+                advance(1)
+            if pending is not None:
+                pending.result()
+    except BaseException:
+        writers.abandon()  # the writer thread has stopped: leaving the executor's block waits for it
+        raise
+    writers.close()
     bad_rows = pl.concat(bad_parts, how="diagonal_relaxed")
     dups, bad_rows = _duplicates(transfers, _concatenate_freeing(hashes), bad_rows)
     transfers.duplicates = dups[ROW_KEY]
@@ -474,42 +478,22 @@ def _concatenate_freeing(arrays: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _write_parts(transfers: Transfers, clean: pl.DataFrame, copies: pl.DataFrame, chunk: int) -> None:
+def _write_parts(clean: pl.DataFrame, copies: pl.DataFrame, writers: SpillWriters) -> None:
     """Append one slice's copies to their partitions: one gather of every copy (they come sorted by
-    partition), then one Arrow IPC file (write_spill_file) per partition from a zero-copy slice."""
-    assert transfers.spill_dir is not None
+    partition), converted to Arrow once, then one record batch per partition from a zero-copy slice."""
     if clean.height == 0:
         return
     # Party keys are not spilled: two incompressible 64-bit hashes per copy were a quarter of the spill
     # (1M-row slice of the 50M world: 170 -> 126 MB); reading a partition hashes its ids again.
     rows = clean.drop(SENDER_KEY, RECEIVER_KEY)[copies["_i"]].with_columns(copies.select(pl.exclude("_i", "_p")))
+    table = rows.to_arrow()
+    del rows
     offset = 0
     sizes = copies.group_by("_p", maintain_order=True).len()  # one row per partition, not per transfer
     for part, n in zip(sizes["_p"].to_numpy(), sizes["len"].to_numpy(), strict=True):
-        path = transfers.spill_dir / f"p{int(part):05d}-c{chunk:06d}.arrow"
-        write_spill_file(rows.slice(offset, n), path, transfers.spill_compression)
-        transfers.spill_files[int(part)].append(path)
+        writers.append(int(part), table.slice(offset, int(n)))
         offset += int(n)
-
-
-def write_spill_file(rows: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
-    """One spill file: Arrow IPC, uncompressed or zstd (level 1) as `compression` says, text as plain
-    (large) strings.
-
-    Written by pyarrow, whose zstd compresses buffers on threads: one 1M-row slice's 2.7M copies (10M world,
-    25 partitions) take 0.8 s to write against 1.3 s for Polars' lz4 writer, in 167 MB against 235 MB, and
-    read back as fast. Uncompressed is faster still, in about 3.5 times the bytes (spill_codec chooses).
-    A full disk is a one-line error naming the spill directory."""
-    table = rows.to_arrow()
-    codec = _ZSTD if compression == "zstd" else None
-    try:
-        with ipc.new_file(path, table.schema, options=ipc.IpcWriteOptions(compression=codec)) as writer:
-            writer.write_table(table)
-    except OSError as exc:
-        raise ResourceError(
-            f"{path.parent}: could not write spill files ({' '.join(str(exc).split())[:150]}); free space there "
-            "or pass --spill-dir on a larger disk"
-        ) from None
+    writers.end_slice()
 
 
 def _receiver_counts(receivers: list[np.ndarray], duplicates: pl.Series) -> pl.DataFrame:

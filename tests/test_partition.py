@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 
 import followmoney.partition as partition
 import followmoney.pipeline as pipeline
+import followmoney.spillfiles as spillfiles
 from followmoney.cli import app
+from followmoney.spillfiles import SpillWriters
 
 ROWS = 30_000
 SEED = 11
@@ -103,7 +105,7 @@ def test_queries_over_every_spilled_row_scan_a_few_files_at_a_time(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The duplicate check, the graph walk and the anomaly evidence read every spilled row; they do it in parts
-    of whole partitions (Polars holds memory for each file a query scans, and a 200M-row scan spills 73k files),
+    of whole partitions (Polars holds memory for each file a query scans; a 200M-row scan once spilled 73k files),
     and find exactly what the in-memory scan finds."""
     inputs = _two_files_with_duplicates(world, tmp_path / "in")
     whole = _scan(world, inputs, tmp_path / "whole")
@@ -124,6 +126,70 @@ def test_queries_over_every_spilled_row_scan_a_few_files_at_a_time(
     assert whole["candidates_per_rule"].get("FM190", 0) > 0  # the anomaly evidence was read
     spilled = {path for paths in scanned for path in paths if ".followmoney-spill-" in path}
     assert len(spilled) > 20 and max(len(paths) for paths in scanned) < len(spilled) / 2
+
+
+def _spill_files_written(monkeypatch: pytest.MonkeyPatch) -> tuple[list[list[Path]], list[int]]:
+    """Spy on the spill pass: (each partition's files when the pass closed them, slices written)."""
+    files: list[list[Path]] = []
+    slices = [0]
+    close, end_slice = SpillWriters.close, SpillWriters.end_slice
+
+    def closing(self: SpillWriters) -> None:
+        close(self)
+        files[:] = [list(paths) for paths in self.files]
+
+    def ending(self: SpillWriters) -> None:
+        slices[0] += 1
+        end_slice(self)
+
+    monkeypatch.setattr(SpillWriters, "close", closing)
+    monkeypatch.setattr(SpillWriters, "end_slice", ending)
+    return files, slices
+
+
+def test_a_spilled_scan_writes_one_file_per_partition_not_per_slice(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each partition's copies go to one Arrow file kept open across the pass's slices (a 200M-row scan used to
+    write partitions x slices = 73k files); where the open-file limit is too low for that, each slice writes
+    files of its own. Both give the in-memory scan's outputs."""
+    inputs = str(world / "transactions.arrow")
+    whole = _scan(world, inputs, tmp_path / "whole")
+    files, slices = _spill_files_written(monkeypatch)
+    parts = _scan(world, inputs, tmp_path / "parts", "--memory-limit", "3MB", "--spill-dir", str(tmp_path))
+    n_parts = parts["memory"]["partitions"]
+    assert parts["memory"]["mode"] == "out_of_core" and n_parts >= 8 and slices[0] >= 3
+    assert [len(paths) for paths in files] == [1] * n_parts
+    _same_outputs(tmp_path / "whole", tmp_path / "parts")
+
+    monkeypatch.setattr(spillfiles, "open_file_room", lambda wanted: 20)  # fewer than a file per partition
+    slices[0] = 0
+    few = _scan(world, inputs, tmp_path / "few", "--memory-limit", "3MB", "--spill-dir", str(tmp_path))
+    assert few["memory"]["partitions"] == n_parts
+    assert sum(len(paths) for paths in files) > n_parts and max(len(paths) for paths in files) == slices[0]
+    _same_outputs(tmp_path / "whole", tmp_path / "few")
+    assert parts["quarantine_reasons"] == few["quarantine_reasons"] == whole["quarantine_reasons"]
+    assert not list(tmp_path.glob(".followmoney-spill-*")), "spill files left behind"
+
+
+def test_spill_files_start_anew_when_the_columns_change(tmp_path: Path) -> None:
+    """A partition whose next slice has other columns (a second input without phones) starts a new file: an
+    Arrow file holds one schema. Its rows read back whole, in order."""
+    writers = SpillWriters(tmp_path, 2, "zstd")
+    with_phone = pl.DataFrame({"a": [1, 2], "phone": ["+1", None]}).to_arrow()
+    without = pl.DataFrame({"a": [3]}).to_arrow()
+    writers.append(0, with_phone)
+    writers.append(1, with_phone.slice(1))
+    writers.end_slice()
+    writers.append(0, with_phone.slice(0, 1))
+    writers.append(0, without)
+    writers.end_slice()
+    writers.close()
+    assert [len(paths) for paths in writers.files] == [2, 1]
+    first = pl.read_ipc(writers.files[0][0])
+    assert first.to_dict(as_series=False) == {"a": [1, 2, 1], "phone": ["+1", None, "+1"]}
+    assert pl.read_ipc(writers.files[0][1])["a"].to_list() == [3]
+    assert pl.read_ipc(writers.files[1][0])["a"].to_list() == [2]
 
 
 def test_a_spilled_scan_whose_every_row_is_quarantined_reports_them_all(tmp_path: Path) -> None:
@@ -309,12 +375,10 @@ def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
 ) -> None:
     import errno
 
-    from followmoney import partition
-
     def full(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(partition.ipc, "new_file", full)
+    monkeypatch.setattr(spillfiles.ipc, "new_file", full)
     spill = tmp_path / "spill"
     spill.mkdir()
     args = ["scan", str(world / "transactions.arrow"), "--out", str(tmp_path / "o"), "--memory-limit", "4MB"]
