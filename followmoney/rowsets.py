@@ -4,7 +4,7 @@ queries collected over them part by part.
 Polars holds some tens of kilobytes for each file one query scans, so a query over every spill file of a big
 scan (200M rows: 73k files when each slice wrote files of its own) held gigabytes beyond the memory limit.
 Collected part by part, a query scans a bounded number of files at a time (a scan now writes one file per
-partition, but per slice where the open-file limit is low: partition.SpillWriters).
+partition, but per slice where the open-file limit is low: spillfiles.SpillWriters).
 """
 
 from __future__ import annotations

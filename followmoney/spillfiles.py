@@ -38,7 +38,7 @@ def open_file_room(wanted: int) -> int:
         return 1024
 
 
-def write_error(directory: Path, exc: OSError) -> ResourceError:
+def _write_error(directory: Path, exc: OSError) -> ResourceError:
     """The one-line error for a temporary file that could not be written (a full disk, mostly)."""
     return ResourceError(
         f"{directory}: could not write spill files ({' '.join(str(exc).split())[:150]}); free space there "
@@ -80,7 +80,7 @@ class SpillWriters:
                 self.files[part].append(path)
             current[0].write_table(table)
         except OSError as exc:
-            raise write_error(self.directory, exc) from None
+            raise _write_error(self.directory, exc) from None
 
     def end_slice(self) -> None:
         """A slice is written: its files are closed unless the process may keep one open per part."""
@@ -91,7 +91,7 @@ class SpillWriters:
         try:
             self.open.pop(part)[0].close()
         except OSError as exc:
-            raise write_error(self.directory, exc) from None
+            raise _write_error(self.directory, exc) from None
 
     def close(self) -> None:
         """Finish every open file (its Arrow footer); the files are readable after this."""
