@@ -23,7 +23,6 @@ def followmoney_detect(path: Path, memory_limit: str | None = None) -> tuple[int
 
     from followmoney.config import ReadOptions, ScanConfig
     from followmoney.memory import enforce, parse_size, plan_memory
-    from followmoney.parties import directory_slices
     from followmoney.pipeline import detect, directory_of, load_list_entries, load_transfers, transfer_columns
     from followmoney.read import inspect_files
     from followmoney.rules import load_rules
@@ -44,7 +43,7 @@ def followmoney_detect(path: Path, memory_limit: str | None = None) -> tuple[int
         enforce(plan)
         transfers = load_transfers(files, config, None, rules, plan, lambda _: None)
         try:
-            with directory_of(files, config, directory_slices(plan.rows, plan.available_bytes)) as directory:
+            with directory_of(files, config, plan) as directory:
                 officials = possible_official_keys(directory, load_list_entries(config))
             found = detect(transfers, rules, lambda _: None, None, officials)
         finally:

@@ -21,6 +21,7 @@ from followmoney.errors import InputError, ResourceError
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.phones import ascii_digits, phone_tail_number
 from followmoney.read import READ_ERRORS, InputFile, scan_file
+from followmoney.resident import PeakSampler, Resident, resident
 
 PROFILE_SCHEMA: dict[str, pl.DataType] = {
     "party_id": pl.String(),
@@ -68,23 +69,28 @@ def _collect(
 # Peak memory of building the directory, per input row of a slice (synth worlds, whose names and phones vary
 # by transliteration; measured: 1.3 GB for the 10M world in one piece, 130 bytes a row; 5.4 GB for the 50M
 # world in two slices, 216 bytes a row of a slice, the process's own half GB included). Each slice is a
-# pass over every input row (50M: 18.6 s a pass), so slices are not made smaller than this needs.
+# pass over every input row (50M: 18.6 s a pass), so slices are not made smaller than this needs. The
+# figure plans the first pass only: later passes are sized from what the first one measured (PassSizer).
 DIRECTORY_BYTES_PER_ROW = 300
+# The hash space of party ids a directory built in passes is cut into: each pass takes a range of buckets.
+DIRECTORY_BUCKETS = 4096
 
 
 @dataclass(frozen=True)
 class PartyDirectory:
     """Distinct (party_id, name, country, phone) of both sides of every input row, with `len`: how many
     transfers used that combination. Ids as text, countries trimmed and upper-case, names and phones raw.
-    Lazy: in memory, or Parquet slices on disk for a dump whose directory would not fit."""
+    Lazy: in memory, or Parquet slices on disk for a dump whose directory would not fit (`passes`: how many
+    passes over the input built it)."""
 
     rows: pl.LazyFrame  # with phone_tails' tail7 and tail8 (see of())
+    passes: int = 1
 
     @classmethod
-    def of(cls, rows: pl.DataFrame | pl.LazyFrame) -> PartyDirectory:
+    def of(cls, rows: pl.DataFrame | pl.LazyFrame, passes: int = 1) -> PartyDirectory:
         """A directory of (party_id, name, country, phone, len) rows, with phone tails added if absent."""
         lazy = rows.lazy()
-        return cls(lazy if "tail8" in lazy.collect_schema().names() else with_phone_tails(lazy))
+        return cls(lazy if "tail8" in lazy.collect_schema().names() else with_phone_tails(lazy), passes)
 
     @classmethod
     def empty(cls) -> PartyDirectory:
@@ -139,35 +145,87 @@ def directory_slices(rows: int, memory_bytes: int) -> int:
     return max(1, -(-rows * DIRECTORY_BYTES_PER_ROW // max(memory_bytes, 1)))
 
 
+@dataclass
+class PassSizer:
+    """How many hash buckets each pass of a directory built in passes takes: `planned` until a pass has been
+    measured, then as many as fit in `budget` bytes beside the memory the process holds when the pass starts,
+    judged from the passes measured so far (their largest anonymous growth per bucket, which grows with the
+    parties a pass groups, and their largest other growth, the input's file pages being read, which does not).
+    Never fewer than planned: a pass costs a read of the whole input, and the plan is what the scan had before.
+
+    At 200M rows (session 17) the planned seven passes held 2.2 GB of anonymous memory at most, of an 8 GiB
+    limit: the plan's bytes per input row follow the input, the directory's memory its distinct rows."""
+
+    planned: int
+    budget: int = 0  # 0: not measured, every pass as planned
+    per_bucket: float = 0.0
+    fixed: int = 0
+    measured: bool = False
+
+    def record(self, buckets: int, peak: PeakSampler) -> None:
+        """Take in what one pass of `buckets` buckets held (its PeakSampler's rises)."""
+        if peak.anon_rise is None or peak.total_rise is None or buckets <= 0:
+            return
+        self.per_bucket = max(self.per_bucket, peak.anon_rise / buckets)
+        self.fixed = max(self.fixed, peak.total_rise - peak.anon_rise)
+        self.measured = True
+
+    def width(self, now: Resident | None) -> int:
+        """Buckets for the next pass, given the process's resident memory `now`."""
+        if not self.measured or now is None or self.budget <= 0:
+            return self.planned
+        if self.per_bucket <= 0:
+            return DIRECTORY_BUCKETS
+        room = self.budget - now.total - self.fixed
+        return max(self.planned, int(room // self.per_bucket))
+
+
 def party_directory(
-    files: list[InputFile], options: ReadOptions, *, slices: int = 1, spill_dir: Path | None = None
+    files: list[InputFile],
+    options: ReadOptions,
+    *,
+    slices: int = 1,
+    spill_dir: Path | None = None,
+    memory_bytes: int = 0,
 ) -> PartyDirectory:
     """One streaming pass over every file's id, name, country and phone columns (both sides).
 
-    With `slices` > 1 (and a `spill_dir`), parties are split by a hash of their id and each slice is
-    built in its own pass and written to Parquet, so only one slice's groups are ever in memory;
-    lookups then scan those files."""
+    With `slices` > 1 (and a `spill_dir`), parties are split by a hash of their id into DIRECTORY_BUCKETS
+    buckets and each range of buckets is built in its own pass and written to Parquet, so only one range's
+    groups are ever in memory; lookups then scan those files. The first pass takes 1/`slices` of the buckets;
+    with `memory_bytes` (what the process may hold), later passes take what its measured memory says fits
+    (PassSizer), so a directory smaller than planned costs fewer passes over the input."""
     if slices <= 1 or spill_dir is None:
-        return PartyDirectory.of(_directory_slice(files, options, 0, 1))
-    paths = []
-    for index in range(slices):
-        path = spill_dir / f"directory-{index:04d}.parquet"
-        rows = _directory_slice(files, options, index, slices)
-        try:
-            rows.write_parquet(path, compression="lz4")
-        except (OSError, pl.exceptions.PolarsError) as exc:  # a full disk, mostly
-            raise ResourceError(
-                f"{spill_dir}: could not write the party directory ({' '.join(str(exc).split())[:150]}); free "
-                "space there or pass --spill-dir on a larger disk"
-            ) from None
+        return PartyDirectory.of(_directory_slice(files, options, (0, DIRECTORY_BUCKETS)))
+    sizer = PassSizer(planned=-(-DIRECTORY_BUCKETS // slices), budget=memory_bytes)
+    paths: list[Path] = []
+    start = 0
+    while start < DIRECTORY_BUCKETS:
+        end = min(DIRECTORY_BUCKETS, start + sizer.width(resident()))
+        path = spill_dir / f"directory-{len(paths):04d}.parquet"
+        with PeakSampler() as peak:
+            rows = _directory_slice(files, options, (start, end))
+            try:
+                rows.write_parquet(path, compression="lz4")
+            except (OSError, pl.exceptions.PolarsError) as exc:  # a full disk, mostly
+                raise ResourceError(
+                    f"{spill_dir}: could not write the party directory ({' '.join(str(exc).split())[:150]}); "
+                    "free space there or pass --spill-dir on a larger disk"
+                ) from None
+            del rows
+        sizer.record(end - start, peak)
         paths.append(path)
-    return PartyDirectory.of(pl.scan_parquet(paths))
+        start = end
+    return PartyDirectory.of(pl.scan_parquet(paths), passes=len(paths))
 
 
-def _directory_slice(files: list[InputFile], options: ReadOptions, index: int, slices: int) -> pl.DataFrame:
+def _directory_slice(files: list[InputFile], options: ReadOptions, buckets: tuple[int, int]) -> pl.DataFrame:
+    """The directory rows of the parties whose id hashes into the bucket range [start, end)."""
     parts: list[tuple[InputFile, pl.LazyFrame]] = []
     keys = ["party_id", "name", "country", "phone"]
-    mine = (pl.col("party_id").hash(PARTY_KEY_SEED) % slices) == index
+    start, end = buckets
+    whole = start == 0 and end == DIRECTORY_BUCKETS
+    mine = (pl.col("party_id").hash(PARTY_KEY_SEED) % DIRECTORY_BUCKETS).is_between(start, end, closed="left")
     for info in files:
         lf = scan_file(info, options)
         present = set(info.columns)
@@ -176,10 +234,10 @@ def _directory_slice(files: list[InputFile], options: ReadOptions, index: int, s
             (S.RECEIVER_ID, S.RECEIVER_NAME, S.RECEIVER_COUNTRY, S.RECEIVER_PHONE),
         ):
             side_rows = _side(lf, present, *side)
-            if slices > 1:
+            if not whole:
                 side_rows = side_rows.filter(mine)
             parts.append((info, side_rows))
-    if slices == 1:
+    if whole:
         # One group over both sides of every file: 10M rows 4.6 s, against 6.6 s grouping each side and
         # merging the groups. Polars holds the union's rows to group them (about 100-250 bytes per input
         # row), so this is only for a directory that fits in one slice (DIRECTORY_BYTES_PER_ROW).

@@ -38,7 +38,7 @@ from followmoney.graph import Neighbourhood, neighbourhood
 from followmoney.link import LinkSettings, attach_links, could_be_officials, link_parties
 from followmoney.lists import empty_entries, load_networks, load_officials
 from followmoney.matching import PreparedLists
-from followmoney.memory import MemoryPlan, page_cache_room, plan_memory
+from followmoney.memory import HEADROOM, MemoryPlan, page_cache_room, plan_memory
 from followmoney.memory import enforce as enforce_memory
 from followmoney.normalise import SENDER_KEY, FxTable, load_fx, party_keys
 from followmoney.parties import (
@@ -389,20 +389,29 @@ def link_candidates(
 
 @contextlib.contextmanager
 def directory_of(
-    files: list[InputFile], config: ScanConfig, slices: int = 1, needed: bool = True
+    files: list[InputFile], config: ScanConfig, plan: MemoryPlan, needed: bool = True
 ) -> Iterator[PartyDirectory]:
     """The party directory of the input (empty when not `needed`), built once for screening and linking;
-    in `slices` passes written to a temporary directory (removed on exit) when it would not fit in memory."""
+    in passes written to a temporary directory (removed on exit) when it would not fit in memory: as many as
+    the plan's memory needs for the first pass, fewer when that pass measured less (parties.PassSizer)."""
     if not needed:
         yield PartyDirectory.empty()
         return
+    slices = directory_slices(plan.rows, plan.available_bytes)
     with contextlib.ExitStack() as stack:
         spill_dir = None
         if slices > 1:
             temp = tempfile.TemporaryDirectory(prefix=".followmoney-directory-", dir=spill_parent(config))
             spill_dir = Path(stack.enter_context(temp))
-        with step(f"party directory ({slices} pass(es) over names and phones)"):
-            directory = party_directory(files, config.read, slices=slices, spill_dir=spill_dir)
+        with step("party directory (names and phones)"):
+            directory = party_directory(
+                files,
+                config.read,
+                slices=slices,
+                spill_dir=spill_dir,
+                memory_bytes=int(plan.available_bytes * HEADROOM),
+            )
+        _LOG.info("    %d pass(es) over the input, %d planned", directory.passes, slices)
         yield directory
 
 
@@ -557,7 +566,6 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     fused = plan.mode == "out_of_core" and receivers_countable(models)
     with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
         transfers = load_transfers(files, config, fx, rules, plan, advance, count_receivers=fused)
-    slices = directory_slices(plan.rows, plan.available_bytes)
     try:
         with contextlib.ExitStack() as stack:
             # Rules that need an official only look at parties that could be one (screen.py), which takes
@@ -565,7 +573,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
             directory, officials = None, None
             if any(official_side(r) for r in rules):
                 with timer("screen"), progress.stage("finding parties that could be listed officials"):
-                    directory = stack.enter_context(directory_of(files, config, slices))
+                    directory = stack.enter_context(directory_of(files, config, plan))
                     officials = possible_official_keys(directory, entries, (settings or LinkSettings()).match)
             also, receivers, scorers = _detection_pass_extras(transfers, models)
             with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
@@ -581,7 +589,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
                 )
             with timer("link"), progress.stage("linking parties to lists"):
                 if directory is None:
-                    directory = stack.enter_context(directory_of(files, config, slices, needed=candidates.height > 0))
+                    directory = stack.enter_context(directory_of(files, config, plan, needed=candidates.height > 0))
                 linked = link_stage(directory, transfers.every_row_parts(), candidates, entries, rules, settings)
                 linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
     finally:

@@ -23,6 +23,7 @@ import followmoney.partition as partition
 import followmoney.pipeline as pipeline
 import followmoney.spillfiles as spillfiles
 from followmoney.cli import app
+from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.spillfiles import SpillWriters
 
 ROWS = 30_000
@@ -368,6 +369,62 @@ def test_party_directory_in_slices_answers_like_one_piece(world: Path, tmp_path:
         name_frequencies(sliced, profiles).sort("approx_key"), name_frequencies(whole, profiles).sort("approx_key")
     )
     assert directory_slices(ROWS, 10**12) == 1 and directory_slices(50_000_000, 8 * 2**30) == 2
+
+
+def test_directory_passes_after_the_first_are_sized_from_its_memory(world: Path, tmp_path: Path) -> None:
+    """The first pass of a directory in passes takes 1/slices of the parties; the later ones take what the
+    first one's measured memory says fits in the budget (fewer passes over the input), never more than
+    planned; the directory is the same however it was cut."""
+    from followmoney.config import ReadOptions
+    from followmoney.parties import DIRECTORY_BUCKETS, party_directory
+    from followmoney.read import inspect_files
+    from followmoney.resident import resident
+
+    files = inspect_files([world / "transactions.arrow"], ReadOptions())
+    keys = ["party_id", "name", "country", "phone"]
+    whole = party_directory(files, ReadOptions()).rows.collect().sort(keys, nulls_last=True)
+    (tmp_path / "roomy").mkdir()
+    (tmp_path / "tight").mkdir()
+    roomy = party_directory(files, ReadOptions(), slices=4, spill_dir=tmp_path / "roomy", memory_bytes=10**13)
+    tight = party_directory(files, ReadOptions(), slices=4, spill_dir=tmp_path / "tight", memory_bytes=1)
+    assert tight.passes == 4 and len(list((tmp_path / "tight").glob("directory-*.parquet"))) == 4
+    if resident() is not None:  # Linux: memory is measured, the rest fits in one more pass
+        assert roomy.passes == 2
+        first = pl.read_parquet(tmp_path / "roomy" / "directory-0000.parquet")
+        assert 0 < first.height < whole.height / 2  # a quarter of the parties, give or take
+        assert (first["party_id"].hash(PARTY_KEY_SEED) % DIRECTORY_BUCKETS < DIRECTORY_BUCKETS // 4).all()
+    for built in (roomy, tight):
+        assert_frame_equal(built.rows.collect().sort(keys, nulls_last=True), whole)
+
+
+def test_directory_pass_sizes_follow_the_measured_growth() -> None:
+    """PassSizer: planned widths until a pass is measured; then anonymous growth per bucket scales with the
+    width and other growth (file pages) does not; never below planned."""
+    from followmoney.parties import DIRECTORY_BUCKETS, PassSizer
+    from followmoney.resident import PeakSampler, Resident
+
+    mib = 2**20
+    sizer = PassSizer(planned=100, budget=4000 * mib)
+    now = Resident(anon=1000 * mib, file=0)
+    assert sizer.width(now) == 100
+    peak = PeakSampler()
+    # The allocator still returning 2 GiB of a previous step as the pass begins, then the pass's own rise:
+    # +500 MiB anonymous memory (it grows with the buckets) and +300 MiB of file pages (they do not).
+    for anon, file in ((3000, 0), (1000, 0), (1200, 100), (1500, 300), (1100, 0)):
+        peak.observe(Resident(anon=anon * mib, file=file * mib))
+    assert (peak.anon_rise, peak.total_rise) == (500 * mib, 800 * mib)
+    sizer.record(100, peak)
+    # room = 4000 - 1000 (held now) - 300 (file pages) = 2700 MiB at 5 MiB a bucket
+    assert sizer.width(now) == 540
+    assert sizer.width(Resident(anon=3900 * mib, file=0)) == 100  # no room: as planned, never fewer
+    assert sizer.width(None) == 100  # memory not readable: as planned
+    quiet = PeakSampler()
+    for anon in (3000, 1000, 1000):  # a pass that held nothing more: the rest in one pass
+        quiet.observe(Resident(anon=anon * mib, file=0))
+    flat = PassSizer(planned=100, budget=4000 * mib)
+    flat.record(100, quiet)
+    assert flat.width(now) == DIRECTORY_BUCKETS
+    assert PassSizer(planned=100).width(now) == 100  # no budget: as planned
 
 
 def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
