@@ -400,7 +400,7 @@ def test_directory_passes_after_the_first_are_sized_from_its_memory(world: Path,
 def test_directory_pass_sizes_follow_the_measured_growth() -> None:
     """PassSizer: planned widths until a pass is measured; then anonymous growth per bucket scales with the
     width and other growth (file pages) does not; never below planned."""
-    from followmoney.parties import DIRECTORY_BUCKETS, PassSizer
+    from followmoney.parties import DIRECTORY_BUCKETS, DIRECTORY_BYTES_PER_DISTINCT_ROW, PassSizer
     from followmoney.resident import PeakSampler, Resident
 
     mib = 2**20
@@ -413,7 +413,7 @@ def test_directory_pass_sizes_follow_the_measured_growth() -> None:
     for anon, file in ((3000, 0), (1000, 0), (1200, 100), (1500, 300), (1100, 0)):
         peak.observe(Resident(anon=anon * mib, file=file * mib))
     assert (peak.anon_rise, peak.total_rise) == (500 * mib, 800 * mib)
-    sizer.record(100, peak)
+    sizer.record(100, peak, rows=1000)  # 1000 rows: at least 300 kB, below the measured rise
     # room = 4000 - 1000 (held now) - 300 (file pages) = 2700 MiB at 5 MiB a bucket
     assert sizer.width(now) == 540
     assert sizer.width(Resident(anon=3900 * mib, file=0)) == 100  # no room: as planned, never fewer
@@ -422,8 +422,12 @@ def test_directory_pass_sizes_follow_the_measured_growth() -> None:
     for anon in (3000, 1000, 1000):  # a pass that held nothing more: the rest in one pass
         quiet.observe(Resident(anon=anon * mib, file=0))
     flat = PassSizer(planned=100, budget=4000 * mib)
-    flat.record(100, quiet)
+    flat.record(100, quiet, rows=0)
     assert flat.width(now) == DIRECTORY_BUCKETS
+    assert flat.width(Resident(anon=4000 * mib, file=0)) == 100  # but not when nothing more fits
+    hidden = PassSizer(planned=100, budget=4000 * mib)
+    hidden.record(100, quiet, rows=100_000)  # no rise seen, yet 100k rows found: at least 300 bytes each
+    assert hidden.width(now) == int(3000 * mib // (100_000 * DIRECTORY_BYTES_PER_DISTINCT_ROW / 100))
     assert PassSizer(planned=100).width(now) == 100  # no budget: as planned
 
 
