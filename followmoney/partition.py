@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -47,7 +47,7 @@ from followmoney.normalise import (
 )
 from followmoney.phones import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
 from followmoney.read import InputFile, load_columns
-from followmoney.rowsets import Rows, collect_rows
+from followmoney.rowsets import Rows, collect_rows, own_buffers
 from followmoney.spillfiles import SpillWriters
 
 PHONE_PART = "_phone_part"  # spilled copies: the partition of the sender's phone (null without one)
@@ -424,7 +424,7 @@ def _spill(
                     hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
                     # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.
                     bad = frame.select(S.SOURCE_FILE, S.SOURCE_ROW, S.REASON, S.TXN_ID)
-                    bad_parts.append(_own_buffers(bad.filter(pl.col(S.REASON).is_not_null())))
+                    bad_parts.append(own_buffers(bad.filter(pl.col(S.REASON).is_not_null())))
                     clean, _ = _split(frame)
                     if transfers.empty is None:
                         transfers.empty = clean.head(0)
@@ -457,13 +457,6 @@ def _spill(
     if transfers.rows + transfers.bad.height == 0:
         raise InputError("the input holds no transaction rows", file=", ".join(f.label for f in files))
     transfers.spill_bytes = sum(p.stat().st_size for part in transfers.spill_files for p in part)
-
-
-def _own_buffers(rows: pl.DataFrame) -> pl.DataFrame:
-    """A copy of a few rows filtered from a big frame, its text in buffers of its own: a filtered text column's
-    views keep the whole frame's text alive (the quarantined rows of every slice kept every slice's txn_ids:
-    14 bytes a row, 2.7 GB over a 200M-row scan)."""
-    return cast(pl.DataFrame, pl.from_arrow(rows.to_arrow()))
 
 
 def _concatenate_freeing(arrays: list[np.ndarray]) -> np.ndarray:

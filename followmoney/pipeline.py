@@ -59,7 +59,7 @@ from followmoney.read import (
     resolve_inputs,
     stored_rows,
 )
-from followmoney.rowsets import Rows
+from followmoney.rowsets import Rows, own_buffers
 from followmoney.rules import Example, Rule, load_rules
 from followmoney.score import score_alerts
 from followmoney.screen import possible_official_keys
@@ -235,7 +235,10 @@ def detect(
             started = time.perf_counter()
             found = DETECTORS[rule.kind]().detect(frame, rule.params, screens[rule.code])
             found = found.filter(transfers.owned(OWNER_KEY, part)).drop(OWNER_KEY)
-            parts.append(found.with_columns(pl.lit(rule.code).alias("rule_code")))
+            found = found.with_columns(pl.lit(rule.code).alias("rule_code"))
+            # Partitioned, the few candidates must not keep their partition's text alive (their txn_ids are views
+            # into it): 200M rows, 303 partitions, 5.3 GB more resident memory by the end of the pass.
+            parts.append(own_buffers(found) if transfers.n_parts > 1 else found)
             seconds[rule.code] += time.perf_counter() - started
         if also is not None:
             started = time.perf_counter()

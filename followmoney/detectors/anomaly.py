@@ -33,7 +33,7 @@ from followmoney.features import FEATURE_BY_NAME, PAIR_TABLE_COLUMNS, pair_table
 from followmoney.forest import attribution
 from followmoney.models import FEATURE_LEVELS, Model, feature_percentiles, load, score_table
 from followmoney.normalise import RECEIVER_KEY, SENDER_KEY
-from followmoney.rowsets import Rows, collect_rows
+from followmoney.rowsets import Rows, collect_rows, own_buffers
 from followmoney.schema import usd_total
 from followmoney.timing import LOG
 
@@ -280,8 +280,9 @@ class PairScorer:
         started = time.perf_counter()
         scores = model.table_scores(table)
         self.n_pairs += table.height
-        self.hits.append(_hits(model, table, scores, self.floor))
-        self.payers.append(_payer_percentiles(model, table, scores))
+        # Kept across partitions, so in buffers of their own: their ids are views into the partition's text.
+        self.hits.append(own_buffers(_hits(model, table, scores, self.floor)))
+        self.payers.append(own_buffers(_payer_percentiles(model, table, scores)))
         self.seconds["model scores"] += time.perf_counter() - started
 
     def result(self) -> ScoredPairs:
