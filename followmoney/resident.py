@@ -1,9 +1,9 @@
 """This process's resident memory, read from /proc/self/status (Linux; None elsewhere), and a sampler that
-records its peak while a block of work runs.
+records how far it rises while a block of work runs.
 
 The memory plan sizes work from estimates made before anything is read; this measures what a step really
 held, so the steps after it can be sized from the measurement (the party directory's passes). Peak RSS as
-the kernel keeps it (ru_maxrss) cannot be reset without side effects, so the peak of one block is sampled.
+the kernel keeps it (ru_maxrss) cannot be reset without side effects, so one block's rise is sampled.
 """
 
 from __future__ import annotations
