@@ -24,6 +24,7 @@ import followmoney.pipeline as pipeline
 import followmoney.spillfiles as spillfiles
 from followmoney.cli import app
 from followmoney.normalise import PARTY_KEY_SEED
+from followmoney.rowsets import own_buffers
 from followmoney.spillfiles import SpillWriters
 
 ROWS = 30_000
@@ -429,6 +430,55 @@ def test_directory_pass_sizes_follow_the_measured_growth() -> None:
     hidden.record(100, quiet, rows=100_000)  # no rise seen, yet 100k rows found: at least 300 bytes each
     assert hidden.width(now) == int(3000 * mib // (100_000 * DIRECTORY_BYTES_PER_DISTINCT_ROW / 100))
     assert PassSizer(planned=100).width(now) == 100  # no budget: as planned
+
+
+def _text_held(frame: pl.DataFrame) -> dict[str, int]:
+    """Bytes of the buffers each text column (or list of texts) points into: a filtered or gathered text column's
+    views keep their source's whole text."""
+    text = [name for name, dtype in frame.schema.items() if dtype in (pl.String, pl.List(pl.String))]
+    table = frame.select(text).to_arrow(compat_level=pl.CompatLevel.newest())
+    return {
+        name: sum(b.size for chunk in table[name].chunks for b in chunk.buffers() if b is not None) for name in text
+    }
+
+
+def _holds_own_text(frame: pl.DataFrame) -> bool:
+    """No text column holds much more than a copy of its values would (3.5-6x here when partitions leak)."""
+    held, own = _text_held(frame), _text_held(own_buffers(frame))
+    return bool(held) and all(held[name] <= 1.5 * own[name] + 4096 for name in held)
+
+
+def test_candidates_keep_no_partition_text_alive(world: Path, tmp_path: Path) -> None:
+    """Detected out of core, the candidates and the anomaly model's kept pair scores hold text of their own, not
+    views into each partition's text (at 200M rows those views kept 5 GB of partitions resident). Party ids are
+    made longer than 12 bytes, as real ones often are: shorter texts sit inside their views."""
+    from followmoney.config import ReadOptions, ScanConfig
+    from followmoney.detectors.anomaly import score_pairs
+    from followmoney.memory import plan_memory
+    from followmoney.models import load as load_model
+    from followmoney.read import inspect_files
+    from followmoney.rules import load_rules
+
+    path = tmp_path / "long-ids.arrow"
+    pl.read_ipc(world / "transactions.arrow").with_columns(
+        ("customer-account-" + pl.col(side)).alias(side) for side in ("sender_id", "receiver_id")
+    ).write_ipc(path)
+    config = ScanConfig(inputs=str(path), out_dir=tmp_path / "out", now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    rules = [r for r in load_rules(config.rules_dir) if r.kind != "anomaly"]
+    files = inspect_files([path], ReadOptions())
+    plan = plan_memory(files, pipeline.transfer_columns(rules), out_of_core_available=True, limit=4_000_000)
+    transfers = pipeline.load_transfers(files, config, None, rules, plan, lambda _: None)
+    try:
+        assert transfers.n_parts >= 8
+        found = pipeline.detect(transfers, rules, lambda _: None)
+        assert found.height > 50
+        assert _holds_own_text(found)
+        scored = score_pairs(transfers, load_model("iforest"), 0.9)  # pairs in the top tenth
+        for kept in (scored.hits, scored.payer_percentiles):
+            assert kept.height > 0
+            assert _holds_own_text(kept)
+    finally:
+        transfers.close()
 
 
 def test_a_full_spill_disk_is_a_one_line_error_and_leaves_nothing(
