@@ -280,9 +280,12 @@ class PairScorer:
         started = time.perf_counter()
         scores = model.table_scores(table)
         self.n_pairs += table.height
-        # Kept across partitions, so in buffers of their own: their ids are views into the partition's text.
-        self.hits.append(own_buffers(_hits(model, table, scores, self.floor)))
-        self.payers.append(own_buffers(_payer_percentiles(model, table, scores)))
+        hits, payers = _hits(model, table, scores, self.floor), _payer_percentiles(model, table, scores)
+        if self.receivers is not None:  # partitioned: kept past their partition, so in buffers of their own (their
+            # ids are views into the partition's text); in memory the one frame lives on and a copy is waste
+            hits, payers = own_buffers(hits), own_buffers(payers)
+        self.hits.append(hits)
+        self.payers.append(payers)
         self.seconds["model scores"] += time.perf_counter() - started
 
     def result(self) -> ScoredPairs:
