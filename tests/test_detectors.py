@@ -134,6 +134,25 @@ def test_round_amounts() -> None:
     assert out["subject_id"].to_list() == ["P1"] and out["round_share"][0] == 1.0
 
 
+def test_round_amounts_at_the_share_boundary() -> None:
+    """Only pairs with enough round transfers are counted whole: a pair of exactly min_count transfers with
+    exactly min_round_share of them round (3 of 5 at 0.6) still qualifies, one round transfer fewer (2 of 5)
+    does not, and a pair with more transfers needs its share (3 of 6 is 0.5); share 0 counts every pair."""
+
+    def pair(sender: str, receiver: str, n: int, n_round: int) -> list[dict]:
+        amounts = [100.0 * (i + 2) if i < n_round else 101.37 * (i + 2) for i in range(n)]
+        return [txn(f"{sender}{i}", sender, receiver, T0 + 9 * i * DAY, a) for i, a in enumerate(amounts)]
+
+    rows = pair("P1", "R1", 5, 3) + pair("P2", "R2", 5, 2) + pair("P3", "R3", 6, 3) + pair("P4", "R4", 6, 4)
+    rows += pair("P5", "R5", 5, 0)
+    out = run("round_amounts", rows, min_count=5, min_round_share=0.6)
+    assert out["subject_id"].to_list() == ["P1", "P4"]
+    assert out["n_round"].to_list() == [3, 4] and out["n_txns"].to_list() == [5, 6]
+    # No round transfer needed: every pair of five or more transfers qualifies, one without any too.
+    every = run("round_amounts", rows, min_count=5, min_round_share=0.0)
+    assert every["subject_id"].to_list() == ["P1", "P2", "P3", "P4", "P5"]
+
+
 def _rule(code: str, kind: str, **requires: object) -> Rule:
     from pathlib import Path
 

@@ -7,6 +7,7 @@ flagged. Polars only.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import polars as pl
@@ -48,8 +49,17 @@ class RoundAmounts(Detector):
         # to one number only make the first count larger: the group-by on ids counts them again.
         mixed = mixed_pair_key().alias("_pair")
         rows = txns.lazy().filter(owned_rows(txns, OWN_SENDER)).with_columns(mixed)
+        # A qualifying pair has at least share x min_count round transfers, and round amounts are few (7.7% of
+        # the synth worlds' transfers): only the pairs with that many are counted whole (10M world: the
+        # detector 0.59-0.64 -> 0.20-0.27 s). The bound is lowered by a hair so float rounding cannot drop a pair.
+        least_round = math.ceil(share * min_count - 1e-9)
+        if least_round > 0:
+            rounds = rows.filter(is_round).group_by("_pair").len().filter(pl.col("len") >= least_round)
+            rows_to_count = rows.join(rounds, on="_pair", how="semi")
+        else:
+            rows_to_count = rows
         qualifying = (
-            rows.select("_pair", is_round.alias("_round"))
+            rows_to_count.select("_pair", is_round.alias("_round"))
             .group_by("_pair")
             .agg(((pl.len() >= min_count) & (pl.col("_round").mean() >= share)).alias("_keep"))
             .filter(pl.col("_keep"))
