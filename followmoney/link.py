@@ -19,7 +19,7 @@ only those.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -37,10 +37,11 @@ from followmoney.matching import (
     name_counts_from,
     name_key,
     phone_key,
+    prepare_phones,
 )
 from followmoney.matching import match_parties as _fuzzy_match
-from followmoney.parties import RESOLVED_SCHEMA, resolve_parties, resolved_profiles
-from followmoney.screen import listed_lookalikes, phone_tail
+from followmoney.parties import RESOLVED_SCHEMA, contacts_of, resolve_parties, resolved_profiles
+from followmoney.screen import listed_lookalikes, lookalike_row_parties, phone_tail
 from followmoney.timing import step
 
 __all__ = [
@@ -142,6 +143,8 @@ def link_parties(
             profiles, min_name=settings.resolve_min_name, max_phone_share=settings.match.max_phone_share
         )
         pooled = resolved_profiles(profiles, resolved)
+        if graph is not None:
+            resolved = _with_unprofiled(resolved, graph.edges)
     counts = name_counts if name_counts is not None else name_counts_from(profiles)
     with step(f"match {pooled.height:,} resolved parties to {lists.frame.height:,} list entries", depth=2):
         by_party = _match_resolved(pooled, resolved, lists, settings, counts, seeds)
@@ -165,6 +168,65 @@ def link_parties(
     with step(f"network paths over {edges.height:,} edges", depth=2):
         network = network_links(edges, resolved, members, hubs, settings.graph)
     return LinkResult(resolved=resolved, matches=matches, network=network)
+
+
+def _with_unprofiled(resolved: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+    """`resolved` plus every party of the graph's `edges` that was not profiled, as a party of its own: the
+    caller profiles only the parties whose profile can change what linking finds (parties_to_profile)."""
+    nodes = pl.concat([edges["sender_id"], edges["receiver_id"]]).unique()
+    missing = nodes.filter(~nodes.is_in(resolved["party_id"].implode()))
+    if missing.len() == 0:
+        return resolved
+    alone = pl.DataFrame({"party_id": missing}).select(
+        "party_id",
+        pl.col("party_id").alias("resolved_id"),
+        pl.concat_list("party_id").alias("party_ids"),
+        pl.lit(None, pl.String).alias("resolution"),
+    )
+    return pl.concat([resolved, alone.cast(RESOLVED_SCHEMA)]).sort("party_id")  # type: ignore[arg-type]
+
+
+def parties_to_profile(
+    rows: pl.DataFrame,
+    seeds: pl.Series,
+    entries: pl.DataFrame,
+    settings: MatchSettings | None = None,
+    count_names: Callable[[pl.Series], pl.DataFrame] | None = None,
+) -> pl.Series:
+    """Of the party directory `rows` (parties.directory_rows) of a graph neighbourhood, the party ids whose
+    profiles can change what link_parties finds: the `seeds` (the candidates' parties, matched to every
+    list), every id sharing a phone key (matching.prepare_phones) with another id of `rows` (resolution
+    merges only such ids; only ids whose phones share their last 7 digits, as could_be_officials takes
+    equal phones to, are keyed), and every id that could be a confirmed network member
+    (screen.lookalike_row_parties; `count_names` counts names for the whole input, as the matcher's name
+    counts do). Any other id resolves to itself and matches no list entry, so it enters linking as a graph
+    node alone (_with_unprofiled). With a threshold at or below FUZZY_NAME_ONLY (a fuzzy name alone can
+    match), every id of `rows`."""
+    settings = settings or MatchSettings()
+    ids = rows["party_id"].unique().sort()
+    if settings.threshold <= FUZZY_NAME_ONLY:
+        return ids
+
+    def keyed(ids: pl.Series) -> pl.DataFrame:  # (party_id, phone_key) as resolve_parties reads them
+        return prepare_phones(contacts_of(rows.filter(pl.col("party_id").is_in(ids.implode()))), ["party_id"])
+
+    tails = rows.select("party_id", "tail7").drop_nulls().unique()
+    # Shared last digits only hint at a shared phone: among the 1.7M parties of a 50M-row scan a fifth share
+    # them by chance, so the hinted ids' phone keys are read and compared.
+    hinted = tails.filter(pl.col("party_id").n_unique().over("tail7") > 1)["party_id"]
+    phone = pl.col("phone").str.strip_chars()
+    short = rows.filter(phone.is_not_null() & (phone != "") & pl.col("tail7").is_null())["party_id"].unique()
+    if short.len():
+        # A phone of fewer than 7 digits may still read as a whole number (a country code added): ids whose
+        # last 7 digits are those of its key are hinted too.
+        key_tails = keyed(short).select(phone_tail(pl.col("phone_key")))["phone_key"].drop_nulls()
+        hinted = pl.concat([hinted, short, tails.filter(pl.col("tail7").is_in(key_tails.implode()))["party_id"]])
+    keys = keyed(hinted.unique())
+    shared = keys.filter(pl.col("party_id").n_unique().over("phone_key") > 1)["party_id"]
+    networks = entries.filter(pl.col("list_kind") == "network")
+    members = lookalike_row_parties(rows, networks, count_names, settings.max_name_share)
+    keep = pl.concat([seeds, shared, members]).unique()
+    return ids.filter(ids.is_in(keep.implode()))
 
 
 def _match_resolved(

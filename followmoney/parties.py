@@ -266,9 +266,20 @@ def _directory_slice(files: list[InputFile], options: ReadOptions, buckets: tupl
 
 def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:
     """One row per party id: its most used name, all names, countries and phones (sorted, unique)."""
+    return profiles_of(directory_rows(directory, party_ids))
+
+
+def directory_rows(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:
+    """The directory's rows (party_id, name, country, phone, len, tail7, tail8) of `party_ids`, in memory."""
     if party_ids.len() == 0:
+        return directory.rows.head(0).collect()
+    return directory.rows.filter(pl.col("party_id").is_in(party_ids.unique().implode())).collect(engine="streaming")
+
+
+def profiles_of(rows: pl.DataFrame) -> pl.DataFrame:
+    """party_profiles of the parties of some directory `rows` (directory_rows): one row per party id."""
+    if rows.height == 0:
         return pl.DataFrame(schema=PROFILE_SCHEMA)
-    rows = directory.rows.filter(pl.col("party_id").is_in(party_ids.unique().implode())).collect(engine="streaming")
     name = pl.col("name").str.strip_chars()
     counts = (
         rows.filter(name.is_not_null() & (name != ""))
@@ -277,20 +288,29 @@ def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFr
         .sort(["party_id", "len", "name"], descending=[False, True, False])
     )
     top = counts.group_by("party_id", maintain_order=True).agg(pl.col("name").first())
+    lists = _value_lists(rows, {"names": "name", "countries": "country", "phones": "phone"})
+    return (
+        lists.join(top, on="party_id", how="left").select(list(PROFILE_SCHEMA)).sort("party_id").cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def contacts_of(rows: pl.DataFrame) -> pl.DataFrame:
+    """The countries and phones lists of profiles_of (party_id, countries, phones), without the names: what
+    matching.prepare_phones reads."""
+    return _value_lists(rows, {"countries": "country", "phones": "phone"})
+
+
+def _value_lists(rows: pl.DataFrame, lists: dict[str, str]) -> pl.DataFrame:
+    """Per party id of directory `rows`, each list named in `lists` of the values of its column: non-blank,
+    unique, sorted."""
 
     def uniq(col: str) -> pl.Expr:
         # On the gathered lists, not inside the group-by: per-group filter/unique/sort there was 12% slower.
         value = pl.element()
         return pl.col(col).list.eval(value.filter(value.str.strip_chars() != "").drop_nulls().unique().sort())
 
-    lists = (
-        rows.group_by("party_id")
-        .agg(pl.col("name").alias("names"), pl.col("country").alias("countries"), pl.col("phone").alias("phones"))
-        .with_columns(uniq("names"), uniq("countries"), uniq("phones"))
-    )
-    return (
-        lists.join(top, on="party_id", how="left").select(list(PROFILE_SCHEMA)).sort("party_id").cast(PROFILE_SCHEMA)  # type: ignore[arg-type]
-    )
+    grouped = rows.group_by("party_id").agg(pl.col(col).alias(name) for name, col in lists.items())
+    return grouped.with_columns(uniq(name) for name in lists)
 
 
 # --- Party resolution -----------------------------------------------------------------------------

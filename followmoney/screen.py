@@ -13,6 +13,8 @@ people who are on no list, and fitting them would be wasted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 from followmoney.matching import FUZZY_NAME_ONLY, MatchSettings, approx_name_key, name_keys
@@ -74,6 +76,27 @@ def listed_lookalikes(
     by_name = names.filter(pl.col("n").is_in(listed_names.implode()))["party_id"]
     by_phone = phones.filter(phone_tail(pl.col("p")).is_in(entry_tails.implode()))["party_id"]
     return pl.concat([by_name, by_phone]).unique().sort()
+
+
+def lookalike_row_parties(
+    rows: pl.DataFrame,
+    entries: pl.DataFrame,
+    count_names: Callable[[pl.Series], pl.DataFrame] | None = None,
+    max_name_share: int = MatchSettings.max_name_share,
+) -> pl.Series:
+    """Party ids of party directory rows (party_id, name, tail7) that listed_lookalikes passes against
+    `entries` for profiles made of these rows: a phone ending in an entry phone's last 7 digits, or a name of
+    exactly an entry name's tokens that, with `count_names` (names -> how many parties of the whole input
+    use them: approx_key, name_parties, as parties.name_frequencies counts), is not a common name."""
+    if rows.height == 0 or entries.height == 0:
+        return pl.Series("party_id", [], dtype=pl.String)
+    entry_sets, entry_tails = _entry_keys(entries)
+    distinct = rows["name"].drop_nulls().unique()
+    listed_names = distinct.filter(name_token_sets(distinct).is_in(entry_sets.implode()))
+    if count_names is not None:
+        listed_names = _uncommon(listed_names, count_names(listed_names), max_name_share)
+    hit = pl.col("name").is_in(listed_names.implode()) | pl.col("tail7").is_in(entry_tails.implode())
+    return rows.filter(hit.fill_null(False))["party_id"].unique().sort()
 
 
 def possible_official_keys(

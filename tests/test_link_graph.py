@@ -194,3 +194,109 @@ def test_link_settings_report_every_problem() -> None:
     assert all(part in str(err.value) for part in ("'threshold' = 1.5", "'max_hops' must be an integer", "'bogus'"))
     with pytest.raises(ConfigError, match="review_floor"):
         LinkSettings.from_mapping({"threshold": 0.7, "review_floor": 0.8})
+
+
+def test_linking_profiles_only_the_graph_parties_that_can_change_it() -> None:
+    """Most of a candidate's graph neighbourhood only carries paths: a party that shares no phone with another
+    (written in any format) and could not be a network member (by phone, or by an exact name few parties use)
+    is left unprofiled, and linking finds exactly what it finds with every party profiled — the same resolved
+    parties, matches and network paths."""
+    from polars.testing import assert_frame_equal
+
+    from followmoney.graph import Neighbourhood
+    from followmoney.link import link_parties, parties_to_profile
+    from followmoney.lists import empty_entries
+    from followmoney.matching import MatchSettings
+    from followmoney.parties import PartyDirectory, directory_rows, name_frequencies, profiles_of
+
+    people = {  # party id: (name, phone)
+        "S1": ("Seed Person", "+254 700 000 001"),  # the candidate's party
+        "A": ("Plain Walker", "+254 700 000 002"),  # only carries the path S1 -> A -> M
+        "B1": ("Juma Otieno", "+254 712 345 678"),
+        "B2": ("Juma Otieno", "0712 345 678"),  # B1's phone, written locally: one person
+        "M": ("Kofi Mensah", None),  # a network member's exact name
+        "P": ("Someone Else", "0799 111 222"),  # a network member's phone
+        "U": ("Short Number", "12345"),  # too few digits for a number of Kenya's: shares nothing
+        "N1": ("Tala Pasene", "4002"),  # a whole number in Niue, whose numbers are short:
+        "N2": ("Tala Pasene", "+683 4002"),  # N1's phone, written internationally
+        "Z": ("Nobody Here", None),
+        "K1": ("Kwame Asante", None),  # a member's name, but used by three parties: alone, only "possible"
+        "K2": ("Kwame Asante", None),
+        "K3": ("Kwame Asante", None),
+    }
+    directory = PartyDirectory.of(
+        pl.DataFrame(
+            {
+                "party_id": list(people),
+                "name": [n for n, _ in people.values()],
+                "country": ["NU" if p.startswith("N") else "KE" for p in people],
+                "phone": [p for _, p in people.values()],
+                "len": [1] * len(people),
+            },
+            schema_overrides={"len": pl.UInt32},
+        )
+    )
+    schema = empty_entries().schema
+    entries = (
+        pl.DataFrame(
+            {
+                "list_kind": ["network"] * 3,
+                "list_id": ["E1", "E2", "E3"],
+                "network_id": ["N-7", "N-7", "N-7"],
+                "name": ["Kofi Mensah", "Ama Boateng", "Kwame Asante"],
+                "names": [["Kofi Mensah"], ["Ama Boateng"], ["Kwame Asante"]],
+                "phones": [[], ["+254 799 111 222"], []],
+                "countries": [["KE"], ["KE"], ["KE"]],
+            }
+        )
+        .with_columns(
+            [
+                pl.lit(None, dtype).alias(c)
+                for c, dtype in schema.items()
+                if c not in ("list_kind", "list_id", "network_id", "name", "names", "phones", "countries")
+            ]
+        )
+        .select(list(schema))
+    )
+    pairs = [
+        ("S1", "A"),
+        ("A", "M"),
+        ("S1", "B1"),
+        ("B2", "P"),
+        ("U", "S1"),
+        ("Z", "S1"),
+        ("S1", "N1"),
+        ("N2", "Z"),
+        ("K1", "S1"),
+        ("K2", "A"),
+        ("K3", "B2"),
+    ]
+    edges = pl.DataFrame({"sender_id": [a for a, _ in pairs], "receiver_id": [b for _, b in pairs]})
+    graph = Neighbourhood(
+        edges=edges.with_columns(pl.lit(1).alias("n_txns"), pl.lit(100.0).alias("total_usd")),
+        hubs=pl.Series([], dtype=pl.String),
+    )
+    seeds = pl.Series(["S1"])
+    rows = directory_rows(directory, pl.Series(list(people)))
+    counts = name_frequencies(directory, profiles_of(rows))
+    wanted = parties_to_profile(rows, seeds, entries, count_names=lambda names: counts)
+    assert wanted.to_list() == ["B1", "B2", "M", "N1", "N2", "P", "S1"]
+    every = profiles_of(rows)
+    full = link_parties(every, entries, graph, name_counts=counts, seeds=seeds)
+    pruned = link_parties(
+        profiles_of(rows.filter(pl.col("party_id").is_in(wanted.implode()))),
+        entries,
+        graph,
+        name_counts=counts,
+        seeds=seeds,
+    )
+    assert_frame_equal(pruned.resolved, full.resolved)
+    assert_frame_equal(pruned.matches, full.matches)
+    assert_frame_equal(pruned.network, full.network)
+    # What the comparison covers: B1 and B2 resolved as one party, and paths to both members, one through A.
+    merged = full.resolved.filter(pl.col("party_id").is_in(["B2", "N2"]))["resolved_id"].to_list()
+    assert merged == ["B1", "N1"]
+    reach = dict(zip(full.network["party_id"].to_list(), full.network["hops"].to_list(), strict=True))
+    assert reach["S1"] == 2 and reach["A"] == 1 and reach["B1"] == reach["B2"] == 1
+    # A fuzzy name alone may match below FUZZY_NAME_ONLY: then every party is profiled.
+    assert parties_to_profile(rows, seeds, entries, MatchSettings(threshold=0.3, review_floor=0.3)).len() == len(people)
