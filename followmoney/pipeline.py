@@ -523,7 +523,7 @@ def link_inputs(
         return name_frequencies(directory, pl.DataFrame({"names": [names]}))
 
     # Most of the neighbourhood only carries paths: parties that can neither be merged with another id nor
-    # match a network member need no profile (link.parties_to_profile; 50M rows: 43,431 of 1,715,290 parties).
+    # match a network member need no profile (link.parties_to_profile; 50M rows: 46,045 of 1,715,291 parties).
     with step(f"directory rows of {nodes.len():,} parties", depth=2):
         rows = directory_rows(directory, nodes)
         wanted = parties_to_profile(rows, seeds, entries, settings.match, count_names)
