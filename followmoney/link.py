@@ -134,7 +134,8 @@ def link_parties(
     without it names are counted among the profiles. With `seeds` (the candidates' party ids), only
     resolved parties holding a seed are matched against the officials list; the rest of the graph
     neighbourhood only needs network members (to find paths), which keeps the costly fuzzy matching
-    to the parties an alert can name as an official.
+    to the parties an alert can name as an official. A party of `graph` without a profile is a party
+    of its own that matches nothing (parties_to_profile leaves out only such parties).
     """
     settings = settings or LinkSettings()
     lists = entries if isinstance(entries, PreparedLists) else PreparedLists(entries)
@@ -207,8 +208,8 @@ def parties_to_profile(
     if settings.threshold <= FUZZY_NAME_ONLY:
         return ids
 
-    def keyed(ids: pl.Series) -> pl.DataFrame:  # (party_id, phone_key) as resolve_parties reads them
-        return prepare_phones(contacts_of(rows.filter(pl.col("party_id").is_in(ids.implode()))), ["party_id"])
+    def keyed(some: pl.Series) -> pl.DataFrame:  # (party_id, phone_key) as resolve_parties reads them
+        return prepare_phones(contacts_of(rows.filter(pl.col("party_id").is_in(some.implode()))), ["party_id"])
 
     tails = rows.select("party_id", "tail7").drop_nulls().unique()
     # Shared last digits only hint at a shared phone: among the 1.7M parties of a 50M-row scan a fifth share

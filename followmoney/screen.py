@@ -64,18 +64,16 @@ def listed_lookalikes(
     FUZZY_NAME_ONLY) can be made for: a phone ending in an entry phone's last 7 digits, or a name of
     exactly an entry name's tokens (a fuzzy name alone scores at most FUZZY_NAME_ONLY) that, with
     `name_counts` (the matcher's), is not a common name (a common name alone scores at most that too)."""
-    if profiles.height == 0 or entries.height == 0:
-        return pl.Series("party_id", [], dtype=pl.String)
-    entry_sets, entry_tails = _entry_keys(entries)
-    names = profiles.select("party_id", pl.col("names").alias("n")).explode("n").drop_nulls("n")
-    distinct = names["n"].unique()
-    listed_names = distinct.filter(name_token_sets(distinct).is_in(entry_sets.implode()))
-    if name_counts is not None:
-        listed_names = _uncommon(listed_names, name_counts, max_name_share)
-    phones = profiles.select("party_id", pl.col("phones").alias("p")).explode("p").drop_nulls("p")
-    by_name = names.filter(pl.col("n").is_in(listed_names.implode()))["party_id"]
-    by_phone = phones.filter(phone_tail(pl.col("p")).is_in(entry_tails.implode()))["party_id"]
-    return pl.concat([by_name, by_phone]).unique().sort()
+    names = profiles.select("party_id", pl.col("names").alias("name")).explode("name")
+    phones = profiles.select("party_id", pl.col("phones").alias("p")).explode("p")
+    rows = pl.concat(
+        [
+            names.with_columns(phone_tail(pl.lit(None, pl.String)).alias("tail7")),
+            phones.select("party_id", pl.lit(None, pl.String).alias("name"), phone_tail(pl.col("p")).alias("tail7")),
+        ]
+    )
+    counts = None if name_counts is None else (lambda _names: name_counts)
+    return lookalike_row_parties(rows, entries, counts, max_name_share)
 
 
 def lookalike_row_parties(
