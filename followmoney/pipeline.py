@@ -510,14 +510,11 @@ def link_inputs(
     with step("seeds and ids sharing their phones", depth=2):
         seeds = _with_phone_sharers(directory, candidate_party_ids(candidates, members_of), settings)
     graph = None
-    if entries.filter(pl.col("list_kind") == "network").height == 0:
-        with step(f"profiles and name frequencies of {seeds.len():,} parties", depth=2):
-            profiles = party_profiles(directory, seeds)
-            name_counts = name_frequencies(directory, profiles)
-        return graph, profiles, name_counts, settings
-    with step(f"transfer graph around {seeds.len():,} seeds", depth=2):
-        graph = neighbourhood(clean, seeds, settings.graph)
-    nodes = pl.concat([seeds, graph.edges["sender_id"], graph.edges["receiver_id"]]).unique().sort()
+    nodes = seeds
+    if entries.filter(pl.col("list_kind") == "network").height:
+        with step(f"transfer graph around {seeds.len():,} seeds", depth=2):
+            graph = neighbourhood(clean, seeds, settings.graph)
+        nodes = pl.concat([seeds, graph.edges["sender_id"], graph.edges["receiver_id"]]).unique().sort()
 
     def count_names(names: pl.Series) -> pl.DataFrame:
         return name_frequencies(directory, pl.DataFrame({"names": [names]}))
@@ -526,7 +523,7 @@ def link_inputs(
     # match a network member need no profile (link.parties_to_profile; 50M rows: 46,045 of 1,715,291 parties).
     with step(f"directory rows of {nodes.len():,} parties", depth=2):
         rows = directory_rows(directory, nodes)
-        wanted = parties_to_profile(rows, seeds, entries, settings.match, count_names)
+        wanted = nodes if graph is None else parties_to_profile(rows, seeds, entries, settings.match, count_names)
     with step(f"profiles and name frequencies of {wanted.len():,} parties", depth=2):
         profiles = profiles_of(rows.filter(pl.col("party_id").is_in(wanted.implode())))
         del rows
