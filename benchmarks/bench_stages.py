@@ -8,8 +8,9 @@ Run (from the repository, after `make bench` or `followmoney synth` made the wor
 
 - pair-table: the anomaly model's pair table of the whole world in memory (`features.pair_table` with the
   shipped model's features), and `payer_features` alone; then `Model.table_scores` of that table.
-- spill: the spilling pass (`pipeline.load_transfers` out of core), with the seconds each of its steps
-  took on each thread (the spill files are written on a writer thread while the main one reads on).
+- spill: the spilling pass (`pipeline.load_transfers` out of core, with the phones several ids use found first
+  as a full scan finds them, untimed), with the seconds each of its steps took on each thread (the spill files
+  are written on a writer thread while the main one reads on).
 - partitions: every partition read once (`Transfers.partition`), with and without the key-collision check.
 
 To time another commit's code, run the script from a worktree of it with PYTHONPATH set to that worktree.
@@ -64,7 +65,23 @@ def pair_table(world: Path, repeat: int) -> None:
     _times("table_scores", lambda: model.table_scores(table), repeat)
 
 
-def _transfers(world: Path, limit: int, out: Path) -> Any:
+def _shared_phones(world: Path, limit: int) -> Any:
+    """The phones several ids use (parties.shared_phone_numbers), as a full scan finds them before spilling."""
+    from followmoney.parties import shared_phone_numbers
+    from followmoney.pipeline import directory_of, transfer_columns
+    from followmoney.rules import load_rules
+
+    path = world / "transactions.arrow"
+    with tempfile.TemporaryDirectory(dir=world.parent) as out:
+        config = ScanConfig(inputs=str(path), out_dir=Path(out), memory_limit=limit)
+        files = inspect_files([path], ReadOptions())
+        rules = load_rules(config.rules_dir)
+        plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=limit)
+        with directory_of(files, config, plan) as directory:
+            return shared_phone_numbers(directory)
+
+
+def _transfers(world: Path, limit: int, out: Path, shared_phones: Any = None) -> Any:
     from followmoney.pipeline import load_transfers, transfer_columns
     from followmoney.rules import load_rules
 
@@ -73,7 +90,7 @@ def _transfers(world: Path, limit: int, out: Path) -> Any:
     files = inspect_files([path], ReadOptions())
     config = ScanConfig(inputs=str(path), out_dir=out, memory_limit=limit)
     plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=limit)
-    return load_transfers(files, config, None, rules, plan, lambda _: None, count_receivers=True)
+    return load_transfers(files, config, None, rules, plan, lambda _: None, True, shared_phones)
 
 
 def spill(world: Path, limit: int, repeat: int) -> None:
@@ -97,12 +114,14 @@ def spill(world: Path, limit: int, repeat: int) -> None:
     originals = {name: getattr(P, name) for name in steps}
     for name in steps:
         setattr(P, name, timed(name, originals[name]))
+    shared = _shared_phones(world, limit)
+    print(f"{shared.shape[0]:,} phones used by several ids (their sends alone are copied to a phone's partition)")
     try:
         for _ in range(repeat):
             spent.clear()
             with tempfile.TemporaryDirectory(dir=world.parent) as out:
                 started = time.perf_counter()
-                transfers = _transfers(world, limit, Path(out))
+                transfers = _transfers(world, limit, Path(out), shared)
                 wall = time.perf_counter() - started
                 transfers.close()
             print(f"spill pass {wall:.2f} s, {transfers.n_parts} partitions", flush=True)
@@ -115,8 +134,9 @@ def spill(world: Path, limit: int, repeat: int) -> None:
 
 def partitions(world: Path, limit: int, repeat: int) -> None:
     """Every partition read once, with the key-collision check (first read) and without it."""
+    shared = _shared_phones(world, limit)
     with tempfile.TemporaryDirectory(dir=world.parent) as out:
-        transfers = _transfers(world, limit, Path(out))
+        transfers = _transfers(world, limit, Path(out), shared)
         try:
 
             def read_all(check: bool) -> int:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from followmoney import schema as S
 from followmoney.config import ReadOptions
 from followmoney.errors import InputError, ResourceError
 from followmoney.normalise import PARTY_KEY_SEED
-from followmoney.phones import ascii_digits, phone_tail_number
+from followmoney.phones import ascii_digits, phone_numbers, phone_tail_number
 from followmoney.read import READ_ERRORS, InputFile, scan_file
 from followmoney.resident import PeakSampler, Resident, resident
 
@@ -262,6 +263,31 @@ def _directory_slice(files: list[InputFile], options: ReadOptions, buckets: tupl
         lambda rows: with_phone_tails(rows.group_by(keys).agg(pl.col("len").sum())),
         per_part=lambda lf: lf.group_by(keys).len(),
     )
+
+
+def shared_phone_numbers(directory: PartyDirectory) -> np.ndarray:
+    """The phones (as phones.phone_numbers: the number of their last 9 digits) that two or more party ids of
+    the directory use, sorted. A rule counting the sender ids of a phone finds nothing on any other phone, so
+    a partitioned scan copies only these phones' sends to the phone's partition (10M world: 2.0M phones, 935
+    numbers used by several ids). Both sides' phones count, and every way a number is written: a phone on no
+    side of two ids is on no sender side of two.
+
+    Ids are compared by their 64-bit party keys (normalise.party_keys), which a scan stops on if two ids
+    share one; a number is shared when its smallest and largest key differ (50M rows: 3.5 s, against 6.8 s
+    for counting distinct (id, phone) texts)."""
+    rows = (
+        directory.rows.filter(pl.col("phone").is_not_null())
+        .select(pl.col("party_id").hash(PARTY_KEY_SEED).alias("key"), "phone")
+        .collect(engine="streaming")
+    )
+    numbered = pl.DataFrame({"number": phone_numbers(rows["phone"]), "key": rows["key"]})
+    shared = (
+        numbered.filter(pl.col("number") >= 0)
+        .group_by("number")
+        .agg(pl.col("key").min().alias("first"), pl.col("key").max().alias("last"))
+        .filter(pl.col("first") != pl.col("last"))
+    )
+    return np.ascontiguousarray(shared["number"].sort().to_numpy())
 
 
 def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:

@@ -83,13 +83,19 @@ def phone_key() -> pl.Expr:
     return phone_owner_key(phone_digits(S.SENDER_PHONE))
 
 
-def phone_parts(phones: pl.Series, n_parts: int) -> np.ndarray:
+def phone_parts(phones: pl.Series, n_parts: int, shared: np.ndarray | None = None) -> np.ndarray:
     """part_of(phone_key()) of every phone (-1 where null), read from the text's bytes by a kernel
     (kernels.phone_tail_numbers) instead of building each phone's digits with a regex (which took most of a
-    slice's partition assignment); texts with bytes outside ASCII go through phone_key() itself."""
+    slice's partition assignment); texts with bytes outside ASCII go through phone_key() itself.
+    With `shared` (parties.shared_phone_numbers, sorted), -1 too for an ASCII phone whose number is not in it
+    (texts outside ASCII keep their partition: they are few, and are not read here as numbers)."""
     numbers = phone_tails(phones)
     keys = numbers.astype(np.uint64) * np.uint64(PHONE_MIX)  # wraps mod 2^64, as phone_owner_key
     parts = np.where(numbers >= 0, (keys % np.uint64(n_parts)).astype(np.int64), -1)
+    if shared is not None:
+        at = np.minimum(np.searchsorted(shared, numbers), max(shared.shape[0] - 1, 0))
+        listed = shared[at] == numbers if shared.shape[0] else np.zeros(numbers.shape[0], dtype=np.bool_)
+        parts[(numbers >= 0) & ~listed] = -1
     other = np.flatnonzero(numbers == PHONE_TAIL_OTHER)
     if other.size:
         rest = phones.gather(other).to_frame(S.SENDER_PHONE).select(part_of(phone_key(), n_parts))
@@ -289,18 +295,25 @@ def _slices(info: InputFile, rows: int, chunk_rows: int) -> list[tuple[int, int]
     return [(offset, min(chunk_rows, rows - offset)) for offset in range(0, rows, chunk_rows)]
 
 
-def _assignments(clean: pl.DataFrame, n_parts: int, sides: frozenset[str]) -> pl.DataFrame:
+def _assignments(
+    clean: pl.DataFrame, n_parts: int, sides: frozenset[str], shared_phones: np.ndarray | None = None
+) -> pl.DataFrame:
     """(row index, partition, primary[, phone partition]) for every copy of every clean row, by partition
     then row.
 
     A row goes to its sender's partition (the primary copy), to its receiver's when that is another
     one, and to its sender's phone's when that is neither (kernels.partition_copies, a counting sort: a
     1M-row slice of the 10M world in 25 partitions 0.22 s, most of it the phone key's digits, against 0.33 s
-    for building the copies and sorting them by a key)."""
+    for building the copies and sorting them by a key); with `shared_phones` (see phone_parts), only the
+    phones in it count."""
     with_phone = "phone" in sides and S.SENDER_PHONE in clean.columns
     keys = [part_of(pl.col(SENDER_KEY), n_parts).alias("_s"), part_of(pl.col(RECEIVER_KEY), n_parts).alias("_r")]
     parts = clean.select(keys)
-    phone = phone_parts(clean[S.SENDER_PHONE], n_parts) if with_phone else np.full(parts.height, -1, np.int64)
+    phone = (
+        phone_parts(clean[S.SENDER_PHONE], n_parts, shared_phones)
+        if with_phone
+        else np.full(parts.height, -1, np.int64)
+    )
     rows, part, primary = partition_copies(
         np.ascontiguousarray(parts["_s"].cast(pl.Int64).to_numpy()),
         np.ascontiguousarray(parts["_r"].cast(pl.Int64).to_numpy()),
@@ -328,6 +341,7 @@ def spill_transfers(
     count_receivers: bool = False,
     estimate_bytes: int = 0,
     cache_bytes: int = 0,
+    shared_phones: np.ndarray | None = None,
 ) -> Transfers:
     """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
     partitions (Arrow IPC) in a temporary directory under the output directory. `sides` always
@@ -336,7 +350,8 @@ def spill_transfers(
     pass also counts every receiver's clean transfers (Transfers.receiver_counts: the anomaly model's
     receiver_n, so pairs can be scored while detecting instead of in a pass of their own). The files are
     compressed as config.spill_compression says (spill_codec; `estimate_bytes`: spill_estimate, `cache_bytes`:
-    memory.page_cache_room)."""
+    memory.page_cache_room). With `shared_phones` (parties.shared_phone_numbers), a send goes to its phone's
+    partition only when several ids use that phone: enough for rules that count a phone's sender ids."""
     if "party" not in sides:
         raise ValueError("spill_transfers needs the 'party' side")
     spill_dir = Path(tempfile.mkdtemp(prefix=_SPILL_PREFIX, dir=spill_parent(config)))
@@ -345,7 +360,19 @@ def spill_transfers(
     free_disk = shutil.disk_usage(spill_dir).free
     transfers.spill_compression = spill_codec(config.spill_compression, estimate_bytes, free_disk, cache_bytes)
     try:
-        _spill(transfers, files, rows_per_file, columns, config, fx, sides, chunk_rows, advance, count_receivers)
+        _spill(
+            transfers,
+            files,
+            rows_per_file,
+            columns,
+            config,
+            fx,
+            sides,
+            chunk_rows,
+            advance,
+            count_receivers,
+            shared_phones,
+        )
     except BaseException:
         transfers.close()
         raise
@@ -398,6 +425,7 @@ def _spill(
     chunk_rows: int,
     advance: Callable[[int], None],
     count_receivers: bool,
+    shared_phones: np.ndarray | None,
 ) -> None:
     assert transfers.spill_dir is not None
     n_parts = transfers.n_parts
@@ -432,7 +460,7 @@ def _spill(
                     scanned[index] += clean.height
                     if count_receivers:
                         receivers.append(clean[RECEIVER_KEY].to_numpy())
-                    copies = _assignments(clean, n_parts, sides)
+                    copies = _assignments(clean, n_parts, sides, shared_phones)
                     if pending is not None:
                         pending.result()  # the slice before is written (or its error raised) first
                     pending = writer.submit(_write_parts, clean, copies, writers)

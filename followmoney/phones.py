@@ -99,6 +99,19 @@ def phone_tails(phones: pl.Series, with_length: bool = False) -> np.ndarray:
     return phone_tail_numbers(np.ascontiguousarray(offsets), data, np.ascontiguousarray(valid), with_length)
 
 
+def phone_numbers(phones: pl.Series) -> np.ndarray:
+    """The number the last 9 digits of each phone make (phone_digits' text as a number: what the partition
+    owning the phone is computed from), or PHONE_TAIL_NONE for a null or a phone of fewer than 7 digits; texts
+    with bytes outside ASCII are read by the expression (phone_tails' PHONE_TAIL_OTHER)."""
+    numbers = phone_tails(phones)
+    other = np.flatnonzero(numbers == PHONE_TAIL_OTHER)
+    if other.size:
+        texts = phones.gather(other).to_frame("phone")
+        read = texts.select(phone_digits("phone").cast(pl.Int64, strict=False).fill_null(PHONE_TAIL_NONE))
+        numbers[other] = read.to_series().to_numpy()
+    return numbers
+
+
 def phone_group_keys(phones: pl.Series) -> pl.Series:
     """phone_group_key(phone_digits) of every phone (null without a usable one), read from the text's bytes
     by a kernel: the regex that builds each phone's digits took most of a phone rule's time (10M phones:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import polars as pl
 
 from followmoney import __version__
@@ -50,6 +51,7 @@ from followmoney.parties import (
     party_profiles,
     phone_sharers,
     profiles_of,
+    shared_phone_numbers,
 )
 from followmoney.partition import Transfers, load_in_memory, spill_estimate, spill_parent, spill_transfers
 from followmoney.read import (
@@ -152,10 +154,11 @@ def load_transfers(
     plan: MemoryPlan,
     advance: Callable[[int], None],
     count_receivers: bool = False,
+    shared_phones: np.ndarray | None = None,
 ) -> Transfers:
     """The clean transfers: in memory, or (plan.mode == "out_of_core") spilled into party partitions that
-    hold every transfer of the parties (and phones) each rule groups on (`count_receivers`: see
-    partition.spill_transfers)."""
+    hold every transfer of the parties (and phones) each rule groups on (`count_receivers`, `shared_phones`:
+    see partition.spill_transfers)."""
     columns = transfer_columns(rules)
     if plan.mode != "out_of_core":
         return load_in_memory(files, columns, config, fx, advance)
@@ -179,7 +182,19 @@ def load_transfers(
         count_receivers,
         estimate,
         cache,
+        shared_phones,
     )
+
+
+def phone_sharers_only(rules: list[Rule]) -> bool:
+    """Whether some rule groups on a phone and every such rule needs two or more sender ids using the phone
+    (Detector.phone_sharers_only): a partitioned scan then copies only shared phones' sends."""
+    phone_rules = [
+        rule
+        for rule in rules
+        if rule.kind != ANOMALY_KIND and "phone" in DETECTORS[rule.kind]().partition_sides(rule.params)
+    ]
+    return bool(phone_rules) and all(DETECTORS[rule.kind]().phone_sharers_only(rule.params) for rule in phone_rules)
 
 
 def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFrame) -> pl.DataFrame:
@@ -581,16 +596,26 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     # Partitioned, a model that reads no receiver feature but receiver_n scores pairs in the detection pass:
     # the spilling pass counts every receiver's transfers, which is all one partition cannot see.
     fused = plan.mode == "out_of_core" and receivers_countable(models)
-    with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
-        transfers = load_transfers(files, config, fx, rules, plan, advance, count_receivers=fused)
-    try:
-        with contextlib.ExitStack() as stack:
-            # Rules that need an official only look at parties that could be one (screen.py), which takes
-            # the party directory before detection; it is then reused for linking.
-            directory, officials = None, None
-            if any(official_side(r) for r in rules):
+    # Rules that need an official only look at parties that could be one (screen.py), which takes the party
+    # directory before detection; it is then reused for linking.
+    needs_officials = any(official_side(r) for r in rules)
+    with contextlib.ExitStack() as stack:
+        directory, shared_phones = None, None
+        if needs_officials and plan.mode == "out_of_core" and phone_sharers_only(rules):
+            # Partitioned, the directory is built first: it says which phones several ids use, and only their
+            # sends are copied to the phone's partition (most phones are one id's; the 10M world's copies per
+            # row fall from 2.6 to 2.0).
+            with timer("screen"), progress.stage("finding parties that could be listed officials"):
+                directory = stack.enter_context(directory_of(files, config, plan))
+                shared_phones = shared_phone_numbers(directory)
+        with timer("normalise"), progress.stage("reading and checking files", total=len(files)) as advance:
+            transfers = load_transfers(files, config, fx, rules, plan, advance, fused, shared_phones)
+        try:
+            officials = None
+            if needs_officials:
                 with timer("screen"), progress.stage("finding parties that could be listed officials"):
-                    directory = stack.enter_context(directory_of(files, config, plan))
+                    if directory is None:
+                        directory = stack.enter_context(directory_of(files, config, plan))
                     officials = possible_official_keys(directory, entries, (settings or LinkSettings()).match)
             also, receivers, scorers = _detection_pass_extras(transfers, models)
             with timer("detect"), progress.stage("running rules", total=transfers.n_parts) as advance:
@@ -609,9 +634,9 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
                     directory = stack.enter_context(directory_of(files, config, plan, needed=candidates.height > 0))
                 linked = link_stage(directory, transfers.every_row_parts(), candidates, entries, rules, settings)
                 linked = finalize_anomalies(linked, rules)  # anomaly alerts only for parties no rule alert covers
-    finally:
-        spill_bytes = transfers.spill_bytes
-        transfers.close()
+        finally:
+            spill_bytes = transfers.spill_bytes
+            transfers.close()
     with timer("score"):
         scored = score_alerts(linked, {r.code: r for r in rules})
         alerts = scored.filter(pl.col("score") >= config.min_score)

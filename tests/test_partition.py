@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import frame, random_transfers, scan_world, small_lists, txn, whole_scan_settings
+from conftest import T0, frame, random_transfers, scan_world, small_lists, txn, whole_scan_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -568,6 +568,96 @@ def test_random_transfers_partitioned_equal_in_memory(
         assert_frame_equal(a, b)
     for key in ("rows_read", "rows_scanned", "rows_quarantined", "candidates_per_rule"):
         assert parts[key] == whole[key], key
+
+
+# One number (+971 50 123 4567) written by three sender ids: in ASCII, and in Arabic-Indic digits
+# internationally and locally (texts the partitioner reads by expression, not as numbers).
+SHARED_PHONES = (
+    "+971 50 123 4567",
+    "+\u0669\u0667\u0661 \u0665\u0660 \u0661\u0662\u0663 \u0664\u0665\u0666\u0667",
+    "\u0660\u0665\u0660 \u0661\u0662\u0663 \u0664\u0665\u0666\u0667",
+)
+LONE_PHONE = "+971 55 999 8888"  # one sender id's phone, however often used
+
+
+def _phone_world(work: Path) -> Path:
+    """Three ids sending from one phone within days (a shared-phone pattern, FM130), one id sending from its
+    own phone to six receivers, and other traffic with phones of one id each."""
+    rows = [
+        txn(f"S{i}{k}", f"SID{i}", f"R{i}{k}", T0 + dt.timedelta(days=2 * i + k), 180.0 + k, sender_phone=phone)
+        for i, phone in enumerate(SHARED_PHONES)
+        for k in range(2)
+    ]
+    rows += [
+        txn(f"L{k}", "LONE", f"LR{k}", T0 + dt.timedelta(days=k), 150.0, sender_phone=LONE_PHONE) for k in range(6)
+    ]
+    rows += [
+        txn(
+            f"B{k}",
+            f"B{k % 9}",
+            f"B{(k * 5 + 1) % 11}",
+            T0 + dt.timedelta(hours=7 * k),
+            40.0 + k,
+            sender_phone=f"+6681{k % 9:07d}",
+        )
+        for k in range(60)
+    ]
+    path = work / "t.parquet"
+    frame(rows).write_parquet(path)
+    return path
+
+
+def test_a_partitioned_scan_copies_only_shared_phones_sends_to_the_phone_partition(tmp_path: Path) -> None:
+    """A phone rule counting sender ids (FM130) needs only the sends of phones several ids use: a partitioned
+    scan with an officials list (its party directory, built before spilling, says which phones those are)
+    copies no other send to a phone's partition, reads the phones written in other scripts and formats as
+    the same number, and finds exactly the in-memory scan's candidates, the shared phone's among them."""
+    from followmoney.partition import PHONE_PART, part_of
+    from followmoney.phones import PHONE_MIX
+
+    path = _phone_world(tmp_path)
+    lists = small_lists(tmp_path)
+
+    def run(out: Path, partitions: int | None = None) -> tuple[dict[str, Any], list[str]]:
+        copied: list[str] = []  # the sender phone of every copy sent to a phone's partition
+        real_plan, real_assign = pipeline.plan_memory, partition._assignments
+
+        def forced(*args: Any, **kwargs: Any) -> Any:
+            return dataclasses.replace(real_plan(*args, **kwargs), mode="out_of_core", partitions=partitions)
+
+        def spy(clean: pl.DataFrame, *args: Any) -> pl.DataFrame:
+            copies = real_assign(clean, *args)
+            rows = copies.filter(pl.col(PHONE_PART).is_not_null() & ~pl.col(partition.PRIMARY))["_i"]
+            copied.extend(clean["sender_phone"].gather(rows).to_list())
+            return copies
+
+        with pytest.MonkeyPatch.context() as patch:
+            if partitions is not None:
+                patch.setattr(pipeline, "plan_memory", forced)
+            patch.setattr(partition, "_assignments", spy)
+            args = ["scan", str(path), *lists, "--out", str(out), "--select", "FM130,FM120", "--quiet"]
+            result = CliRunner().invoke(app, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "summary.json").read_text()), copied
+
+    whole, _ = run(tmp_path / "whole")
+    assert whole["candidates_per_rule"]["FM130"] == 1
+    first = pl.DataFrame({"id": ["SID0"]}).select(pl.col("id").hash(PARTY_KEY_SEED))["id"]
+    apart = 0  # partition counts where the ASCII writer's sends must be copied to meet the others
+    for partitions in (3, 5, 7):
+        parts, copied = run(tmp_path / f"parts{partitions}", partitions)
+        assert parts["memory"]["mode"] == "out_of_core" and parts["memory"]["partitions"] == partitions
+        assert parts["candidates_per_rule"] == whole["candidates_per_rule"]
+        for name in ("alerts.parquet", "cases.parquet"):
+            assert_frame_equal(
+                pl.read_parquet(tmp_path / "whole" / name), pl.read_parquet(tmp_path / f"parts{partitions}" / name)
+            )
+        assert set(copied) <= set(SHARED_PHONES), "a send of a phone one id uses was copied"
+        phone_part = (501234567 * PHONE_MIX % 2**64) % partitions
+        if first.to_frame().select(part_of(pl.col("id"), partitions))["id"][0] != phone_part:
+            apart += 1
+            assert SHARED_PHONES[0] in copied
+    assert apart > 0
 
 
 @whole_scan_settings(15)

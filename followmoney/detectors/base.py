@@ -63,6 +63,11 @@ class Detector(ABC):
         and receipts ("party"), or every send from the owner phone ("phone")."""
         return frozenset({"party"})
 
+    def phone_sharers_only(self, params: dict[str, Any]) -> bool:
+        """Whether a candidate grouped on a phone (partition_sides "phone") needs two or more sender ids
+        using that phone: a partition then needs the sends of shared phones only (spill_transfers)."""
+        return False
+
     @classmethod
     def empty(cls) -> pl.DataFrame:
         """A zero-row candidate frame of this detector's shape (with its OWNER_KEY)."""
