@@ -520,11 +520,17 @@ def pair_table(
     # Materialise the projected rows (with rarity) once: three aggregations read them.
     lazy = _with_rarity(rows, corridors).collect().lazy()
     sends = lazy if owned_payers is None else lazy.filter(owned_payers)
-    receiving = receiver_features(lazy, features) if receivers is None else receivers.lazy()
-    table = (
-        pair_features(sends, features)
-        .join(payer_features(sends, lazy, features), on=SENDER_KEY, how="left")
-        .join(receiving, on=RECEIVER_KEY, how="left")
+    pairs, payers = pair_features(sends, features), payer_features(sends, lazy, features)
+    if receivers is not None:
+        # Partitioned, the pair and payer tables are collected each on its own and joined eagerly: one lazy query
+        # of it all (or lazy joins of the collected tables) took a fifth longer per partition (10M world in 16
+        # partitions, two passes: 9.6-10.1 s against 7.7 s). In memory the one query is as fast and holds less
+        # (10M: peak 6.3 GB against 6.7 GB).
+        eager = pairs.collect().join(payers.collect(), on=SENDER_KEY, how="left")
+        eager = eager.join(receivers, on=RECEIVER_KEY, how="left")
+        return eager.sort(SENDER_KEY, RECEIVER_KEY) if ordered else eager
+    table = pairs.join(payers, on=SENDER_KEY, how="left").join(
+        receiver_features(lazy, features), on=RECEIVER_KEY, how="left"
     )
     return (table.sort(SENDER_KEY, RECEIVER_KEY) if ordered else table).collect()
 
