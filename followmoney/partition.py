@@ -32,7 +32,7 @@ from followmoney import schema as S
 from followmoney.config import ScanConfig
 from followmoney.detectors.base import OWN_PHONE, OWN_RECEIVER, OWN_SENDER
 from followmoney.errors import InputError
-from followmoney.kernels import PHONE_TAIL_OTHER, partition_copies
+from followmoney.kernels import partition_copies
 from followmoney.memory import PARTITION_COPIES
 from followmoney.normalise import (
     PARTY_KEY_SEED,
@@ -45,7 +45,7 @@ from followmoney.normalise import (
     normalise_file,
     party_keys,
 )
-from followmoney.phones import PHONE_MIX, phone_digits, phone_owner_key, phone_tails
+from followmoney.phones import PHONE_MIX, phone_digits, phone_numbers, phone_owner_key
 from followmoney.read import InputFile, load_columns
 from followmoney.rowsets import Rows, collect_rows, own_buffers
 from followmoney.spillfiles import SpillWriters
@@ -84,22 +84,17 @@ def phone_key() -> pl.Expr:
 
 
 def phone_parts(phones: pl.Series, n_parts: int, shared: np.ndarray | None = None) -> np.ndarray:
-    """part_of(phone_key()) of every phone (-1 where null), read from the text's bytes by a kernel
-    (kernels.phone_tail_numbers) instead of building each phone's digits with a regex (which took most of a
-    slice's partition assignment); texts with bytes outside ASCII go through phone_key() itself.
-    With `shared` (parties.shared_phone_numbers, sorted), -1 too for an ASCII phone whose number is not in it
-    (texts outside ASCII keep their partition: they are few, and are not read here as numbers)."""
-    numbers = phone_tails(phones)
+    """part_of(phone_key()) of every phone (-1 where null), from phones.phone_numbers (read from the text's
+    bytes by a kernel instead of building each phone's digits with a regex, which took most of a slice's
+    partition assignment; texts with bytes outside ASCII go through the expression). With `shared`
+    (parties.shared_phone_numbers, sorted), -1 too for a phone whose number is not in it."""
+    numbers = phone_numbers(phones)
     keys = numbers.astype(np.uint64) * np.uint64(PHONE_MIX)  # wraps mod 2^64, as phone_owner_key
     parts = np.where(numbers >= 0, (keys % np.uint64(n_parts)).astype(np.int64), -1)
     if shared is not None:
         at = np.minimum(np.searchsorted(shared, numbers), max(shared.shape[0] - 1, 0))
         listed = shared[at] == numbers if shared.shape[0] else np.zeros(numbers.shape[0], dtype=np.bool_)
         parts[(numbers >= 0) & ~listed] = -1
-    other = np.flatnonzero(numbers == PHONE_TAIL_OTHER)
-    if other.size:
-        rest = phones.gather(other).to_frame(S.SENDER_PHONE).select(part_of(phone_key(), n_parts))
-        parts[other] = rest.to_series().cast(pl.Int64).fill_null(-1).to_numpy()
     return parts
 
 
