@@ -68,7 +68,7 @@ def pair_table(world: Path, repeat: int) -> None:
 def _shared_phones(world: Path, limit: int) -> Any:
     """The phones several ids use (parties.shared_phone_numbers), as a full scan finds them before spilling."""
     from followmoney.parties import shared_phone_numbers
-    from followmoney.pipeline import directory_of, transfer_columns
+    from followmoney.pipeline import directory_of, shared_phones_suffice, transfer_columns
     from followmoney.rules import load_rules
 
     path = world / "transactions.arrow"
@@ -76,6 +76,8 @@ def _shared_phones(world: Path, limit: int) -> Any:
         config = ScanConfig(inputs=str(path), out_dir=Path(out), memory_limit=limit)
         files = inspect_files([path], ReadOptions())
         rules = load_rules(config.rules_dir)
+        if not shared_phones_suffice(rules):
+            return None  # as the scan: every phone's sends are copied
         plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=limit)
         with directory_of(files, config, plan) as directory:
             return shared_phone_numbers(directory)
@@ -115,7 +117,8 @@ def spill(world: Path, limit: int, repeat: int) -> None:
     for name in steps:
         setattr(P, name, timed(name, originals[name]))
     shared = _shared_phones(world, limit)
-    print(f"{shared.shape[0]:,} phones used by several ids (their sends alone are copied to a phone's partition)")
+    if shared is not None:
+        print(f"{shared.shape[0]:,} phones used by several ids (their sends alone are copied to a phone's partition)")
     try:
         for _ in range(repeat):
             spent.clear()

@@ -186,15 +186,15 @@ def load_transfers(
     )
 
 
-def phone_sharers_only(rules: list[Rule]) -> bool:
+def shared_phones_suffice(rules: list[Rule]) -> bool:
     """Whether some rule groups on a phone and every such rule needs two or more sender ids using the phone
-    (Detector.phone_sharers_only): a partitioned scan then copies only shared phones' sends."""
+    (Detector.needs_shared_phone): a partitioned scan then copies only shared phones' sends."""
     phone_rules = [
         rule
         for rule in rules
         if rule.kind != ANOMALY_KIND and "phone" in DETECTORS[rule.kind]().partition_sides(rule.params)
     ]
-    return bool(phone_rules) and all(DETECTORS[rule.kind]().phone_sharers_only(rule.params) for rule in phone_rules)
+    return bool(phone_rules) and all(DETECTORS[rule.kind]().needs_shared_phone(rule.params) for rule in phone_rules)
 
 
 def quarantine_rows(files: list[InputFile], config: ScanConfig, bad: pl.DataFrame) -> pl.DataFrame:
@@ -601,7 +601,7 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     needs_officials = any(official_side(r) for r in rules)
     with contextlib.ExitStack() as stack:
         directory, shared_phones = None, None
-        if needs_officials and plan.mode == "out_of_core" and phone_sharers_only(rules):
+        if needs_officials and plan.mode == "out_of_core" and shared_phones_suffice(rules):
             # Partitioned, the directory is built first: it says which phones several ids use, and only their
             # sends are copied to the phone's partition (most phones are one id's; the 10M world's copies per
             # row fall from 2.6 to 2.0).

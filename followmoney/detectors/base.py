@@ -63,7 +63,7 @@ class Detector(ABC):
         and receipts ("party"), or every send from the owner phone ("phone")."""
         return frozenset({"party"})
 
-    def phone_sharers_only(self, params: dict[str, Any]) -> bool:
+    def needs_shared_phone(self, params: dict[str, Any]) -> bool:
         """Whether a candidate grouped on a phone (partition_sides "phone") needs two or more sender ids
         using that phone: a partition then needs the sends of shared phones only (spill_transfers)."""
         return False

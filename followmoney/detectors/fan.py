@@ -228,6 +228,6 @@ class DistinctInWindow(Detector):
         """A phone's sends (whoever sent them), or a party's transfers."""
         return frozenset({"phone"}) if params["party"] == "sender_phone" else frozenset({"party"})
 
-    def phone_sharers_only(self, params: dict[str, Any]) -> bool:
+    def needs_shared_phone(self, params: dict[str, Any]) -> bool:
         """A phone's distinct sender ids counted, at least two of them needed."""
         return params["party"] == "sender_phone" and params["distinct"] == "sender" and int(params["min_distinct"]) >= 2
