@@ -521,18 +521,26 @@ def pair_table(
     lazy = _with_rarity(rows, corridors).collect().lazy()
     sends = lazy if owned_payers is None else lazy.filter(owned_payers)
     pairs, payers = pair_features(sends, features), payer_features(sends, lazy, features)
-    if receivers is not None:
-        # Partitioned, the pair and payer tables are collected each on its own and joined eagerly: one lazy query
-        # of it all (or lazy joins of the collected tables) took a fifth longer per partition (10M world in 16
-        # partitions, two passes: 9.6-10.1 s against 7.7 s). In memory the one query is as fast and holds less
-        # (10M: peak 6.3 GB against 6.7 GB).
-        eager = pairs.collect().join(payers.collect(), on=SENDER_KEY, how="left")
-        eager = eager.join(receivers, on=RECEIVER_KEY, how="left")
-        return eager.sort(SENDER_KEY, RECEIVER_KEY) if ordered else eager
-    table = pairs.join(payers, on=SENDER_KEY, how="left").join(
-        receiver_features(lazy, features), on=RECEIVER_KEY, how="left"
-    )
-    return (table.sort(SENDER_KEY, RECEIVER_KEY) if ordered else table).collect()
+    if receivers is None and not ordered:
+        # In memory and unordered (a scan's scorer), one lazy query: as fast as joining the collected tables, and
+        # it holds less (10M: peak 6.3 GB against 6.7 GB).
+        table = pairs.join(payers, on=SENDER_KEY, how="left").join(
+            receiver_features(lazy, features), on=RECEIVER_KEY, how="left"
+        )
+        return table.collect()
+    # Partitioned, the tables are collected each on its own and joined eagerly: one lazy query of it all (or lazy
+    # joins of the collected tables) took a fifth longer per partition (10M world in 16 partitions, two passes:
+    # 9.6-10.1 s against 7.7 s). Ordered, only the pairs are sorted, before the joins, which keep their order: the
+    # joined table, half as wide again, sorted by two keys took longer than the rest (10M, every feature, as a
+    # model is trained: 14.2-16.3 s and a 7.6 GB peak against 10.9-11.2 s and 6.6 GB; the same table).
+    eager = pairs.collect()
+    if ordered:
+        eager = sort_rows(eager, [SENDER_KEY, RECEIVER_KEY])
+    keep = "left" if ordered else "none"
+    if receivers is None:
+        receivers = receiver_features(lazy, features).collect()
+    eager = eager.join(payers.collect(), on=SENDER_KEY, how="left", maintain_order=keep)
+    return eager.join(receivers, on=RECEIVER_KEY, how="left", maintain_order=keep)
 
 
 def feature_matrix(
