@@ -31,6 +31,10 @@ from followmoney.read import READ_ERRORS, InputFile, stored_rows
 # 1M-row world (tests/test_faults.world_frame): Parquet (1.37 - 0.29) GB / 0.168 GB = 6.4, Arrow IPC
 # (1.35 - 0.29) GB / 0.242 GB = 4.4; rounded up. Re-measure when stages change what they hold.
 WORKING_SET_FACTOR = 7.0
+# The same for `model train` (load, the pair table of every feature, the fit, every pair scored): measured
+# (peak - 0.29 GB) / loaded size at 10M rows 4.3 (Arrow) and 3.9 (Parquet), at 1M 6.1 and 4.8, where the
+# libraries' own memory weighs more and a short estimate does no harm; rounded up.
+TRAIN_WORKING_SET_FACTOR = 5.0
 # Share of the available memory a scan may plan to use; the rest is for the OS, page cache, Python.
 HEADROOM = 0.8
 # Out of core: bytes per input row held for the whole run (txn_id hash; while spilling for the anomaly model,
@@ -46,6 +50,7 @@ _CSV_SAMPLE = 1 << 20
 ENV_LIMIT = "FOLLOWMONEY_MAX_MEMORY"  # e.g. "8GiB": plan as if only this much memory were available
 
 Mode = Literal["in_memory", "out_of_core", "stop"]
+_SCAN_REMEDY = "scan fewer files at a time (a narrower glob), convert CSV to Parquet, or run on a larger machine"
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,12 @@ class MemoryPlan:
     partitions: int = 1  # out_of_core: how many party partitions the transfers are spilled into
     chunk_rows: int = 0  # out_of_core: rows read and normalised at a time in the spill pass
 
-    def advice(self) -> str:
-        """One line saying why the scan cannot run in memory and what to do."""
+    def advice(self, task: str = "this scan", remedy: str = _SCAN_REMEDY) -> str:
+        """One line saying why `task` cannot run in memory and what to do (`remedy`)."""
         return (
-            f"this scan needs about {_human(self.working_set_bytes)} of memory "
+            f"{task} needs about {_human(self.working_set_bytes)} of memory "
             f"(~{self.rows:,} rows), more than the {_human(self.available_bytes * HEADROOM)} it may use "
-            f"({HEADROOM:.0%} of {_human(self.available_bytes)} available, {self.source}); "
-            "scan fewer files at a time (a narrower glob), convert CSV to Parquet, or run on a larger machine"
+            f"({HEADROOM:.0%} of {_human(self.available_bytes)} available, {self.source}); {remedy}"
         )
 
 
@@ -206,11 +210,13 @@ def plan_memory(
     available: tuple[int, str] | None = None,
     out_of_core_available: bool = False,
     limit: int | None = None,
+    factor: float = WORKING_SET_FACTOR,
 ) -> MemoryPlan:
     """Decide, before loading, whether the scan fits in memory and, if not, into how many partitions to
-    spill it; `available` overrides the probe (tests), `limit` (--memory-limit) caps what may be used."""
+    spill it; `available` overrides the probe (tests), `limit` (--memory-limit) caps what may be used,
+    `factor` is the working set per loaded byte (TRAIN_WORKING_SET_FACTOR for training)."""
     rows, load_bytes = estimate_load(files, columns)
-    working = int(load_bytes * WORKING_SET_FACTOR)
+    working = int(load_bytes * factor)
     avail, source = available if available is not None else available_memory()
     if limit is not None and limit < avail:
         avail, source = limit, "--memory-limit"
@@ -226,7 +232,7 @@ def plan_memory(
     if not out_of_core_available or room <= 0:
         return MemoryPlan("stop", rows, load_bytes, working, avail, source)
     partitions = max(2, math.ceil(PARTITION_COPIES * working / room))
-    chunk_rows = int(max(10_000, min(MAX_CHUNK_ROWS, room / (per_row * WORKING_SET_FACTOR))))
+    chunk_rows = int(max(10_000, min(MAX_CHUNK_ROWS, room / (per_row * factor))))
     if partitions > MAX_PARTITIONS:
         return MemoryPlan("stop", rows, load_bytes, working, avail, source)
     return MemoryPlan("out_of_core", rows, load_bytes, working, avail, source, partitions, chunk_rows)

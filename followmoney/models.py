@@ -668,13 +668,26 @@ def train_from_files(
 ) -> tuple[Path, bool, dict[str, Any]]:
     """Read and normalise transaction files, train, and save the next version; (path, written, manifest)."""
     from followmoney.config import ReadOptions, ScanConfig
-    from followmoney.pipeline import load_transactions
+    from followmoney.errors import ResourceError
+    from followmoney.memory import TRAIN_WORKING_SET_FACTOR, plan_memory
+    from followmoney.pipeline import CORE_COLUMNS, load_transactions
     from followmoney.read import file_sha256, inspect_files, resolve_inputs
 
     if not NAME_RE.match(name):
         raise ModelError(f"model name '{name}': use lower-case letters, digits and '_' (e.g. iforest)")
     config = ScanConfig(inputs=inputs, out_dir=models_dir, read=read or ReadOptions())
     files = inspect_files(resolve_inputs(inputs), config.read)
+    # Training holds every transfer and every pair in memory: stop with advice, before loading, where the kernel
+    # would otherwise kill the process part way (the 50M-row synth world: about 51 GB by this estimate).
+    plan = plan_memory(files, CORE_COLUMNS, factor=TRAIN_WORKING_SET_FACTOR)
+    if plan.mode == "stop":
+        raise ResourceError(
+            plan.advice(
+                "training",
+                "train on fewer files (a few million transfers of a recent period show what is typical), "
+                "or on a larger machine",
+            )
+        )
     clean, _ = load_transactions(files, config, None, lambda n: None)
     label_frame = None
     if labels is not None:

@@ -371,6 +371,27 @@ def test_memory_guard_stops_the_cli_before_loading(tmp_path: Path, run_cli, monk
     reconciled(tmp_path / "o")
 
 
+def test_memory_guard_stops_model_training_before_loading(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.parquet"
+    world_frame(20_000).write_parquet(path)
+    models = tmp_path / "models"
+    # Training has no partitioned path: a dump that would not fit stops with advice before anything is loaded
+    # (the scan of the same file would spill to partitions under this limit).
+    monkeypatch.setenv("FOLLOWMONEY_MAX_MEMORY", "8MiB")
+    result = run_cli("model", "train", path, "--name", "tiny", "--trees", "10", "--models-dir", models)
+    assert result.exit_code == 2
+    line = one_line(result.stderr)
+    assert line.startswith("followmoney: error: training needs about") and "FOLLOWMONEY_MAX_MEMORY" in line
+    assert "train on fewer files" in line
+    assert not models.exists()
+    monkeypatch.setenv("FOLLOWMONEY_MAX_MEMORY", "64GiB")
+    result = run_cli("model", "train", path, "--name", "tiny", "--trees", "10", "--models-dir", models)
+    assert result.exit_code == 0, result.output
+    assert (models / "tiny-v1" / "manifest.json").exists()
+
+
 def test_parse_size() -> None:
     assert parse_size("8GiB") == 8 << 30
     assert parse_size("512MB") == 512_000_000
