@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -536,7 +537,7 @@ def pair_table(
     eager = pairs.collect()
     if ordered:
         eager = sort_rows(eager, [SENDER_KEY, RECEIVER_KEY])
-    keep = "left" if ordered else "none"
+    keep: Literal["left", "none"] = "left" if ordered else "none"
     if receivers is None:
         receivers = receiver_features(lazy, features).collect()
     eager = eager.join(payers.collect(), on=SENDER_KEY, how="left", maintain_order=keep)
