@@ -46,7 +46,7 @@ from followmoney.normalise import (
     party_keys,
 )
 from followmoney.phones import PHONE_MIX, phone_digits, phone_numbers, phone_owner_key
-from followmoney.read import InputFile, load_columns
+from followmoney.read import InputFile, load_chunks, load_columns
 from followmoney.rowsets import Rows, collect_rows, own_buffers
 from followmoney.spillfiles import SpillWriters
 
@@ -283,13 +283,6 @@ def load_in_memory(
     return Transfers(n_parts=1, bad=bad, scanned=_counts(clean, len(files)), memory=clean)
 
 
-def _slices(info: InputFile, rows: int, chunk_rows: int) -> list[tuple[int, int] | None]:
-    """(offset, length) slices of a file; CSV files are read whole (None: a CSV row count needs the whole text)."""
-    if info.fmt == "csv" or rows <= chunk_rows:
-        return [None]
-    return [(offset, min(chunk_rows, rows - offset)) for offset in range(0, rows, chunk_rows)]
-
-
 def _assignments(
     clean: pl.DataFrame, n_parts: int, sides: frozenset[str], shared_phones: np.ndarray | None = None
 ) -> pl.DataFrame:
@@ -325,7 +318,6 @@ def _assignments(
 
 def spill_transfers(
     files: list[InputFile],
-    rows_per_file: list[int],
     columns: tuple[str, ...],
     config: ScanConfig,
     fx: FxTable | None,
@@ -338,7 +330,7 @@ def spill_transfers(
     cache_bytes: int = 0,
     shared_phones: np.ndarray | None = None,
 ) -> Transfers:
-    """One streaming pass: normalise every file slice by slice and spill clean rows into `n_parts`
+    """One streaming pass: normalise every file slice by slice (read.load_chunks) and spill clean rows into `n_parts`
     partitions (Arrow IPC) in a temporary directory under the output directory. `sides` always
     holds "party": every transfer of a party key is in the partition owning it (detectors and the key
     collision check rely on it), "phone" adds the sender phone's partition. With `count_receivers`, the
@@ -358,7 +350,6 @@ def spill_transfers(
         _spill(
             transfers,
             files,
-            rows_per_file,
             columns,
             config,
             fx,
@@ -412,7 +403,6 @@ def spill_parent(config: ScanConfig) -> Path:
 def _spill(
     transfers: Transfers,
     files: list[InputFile],
-    rows_per_file: list[int],
     columns: tuple[str, ...],
     config: ScanConfig,
     fx: FxTable | None,
@@ -440,9 +430,7 @@ def _spill(
         with ThreadPoolExecutor(1) as writer:
             pending: Future[None] | None = None
             for index, info in enumerate(files):
-                for piece in _slices(info, rows_per_file[index], slice_rows):
-                    offset, length = piece if piece is not None else (None, None)
-                    raw = load_columns(info, config.read, columns, offset=offset, length=length)
+                for raw in load_chunks(info, config.read, columns, slice_rows):
                     frame = _normalised(raw, info, index, config, fx)
                     hashes.append(frame.select(tid.filter(present).hash(PARTY_KEY_SEED)).to_series().to_numpy())
                     # Rows quarantined for their values keep their id: an id repeated later is a duplicate even so.

@@ -61,7 +61,6 @@ from followmoney.read import (
     inspect_files,
     load_rows,
     resolve_inputs,
-    stored_rows,
 )
 from followmoney.rowsets import Rows, own_buffers
 from followmoney.rules import Example, Rule, load_rules
@@ -166,12 +165,10 @@ def load_transfers(
     for rule in rules:
         if rule.kind != ANOMALY_KIND:
             sides |= DETECTORS[rule.kind]().partition_sides(rule.params)
-    rows = [stored_rows(info) if info.fmt != "csv" else 0 for info in files]
     estimate = spill_estimate(plan.load_bytes)
     cache = page_cache_room(plan, sum(info.path.stat().st_size for info in files))
     return spill_transfers(
         files,
-        rows,
         columns,
         config,
         fx,

@@ -473,6 +473,36 @@ def load_columns(
     return frame
 
 
+def load_chunks(info: InputFile, options: ReadOptions, names: Iterable[str], chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """load_columns of one file, `chunk_rows` rows at a time, in row order: Arrow and Parquet files by slices of
+    their stored rows, a CSV file as one streaming parse whose batches arrive in order, so a CSV dump bigger than
+    memory is never held whole (10M-row world, 1.5 GB of CSV: 3.5 GB to parse whole, 0.8 GB in batches of
+    500,000 rows). Every CSV field is parsed (see load_columns) and the row count is cross-checked against the
+    file's lines once the last batch is read. A file without rows gives one empty frame."""
+    if info.fmt != "csv":
+        rows = stored_rows(info)
+        if rows <= chunk_rows:
+            yield load_columns(info, options, names)
+            return
+        for offset in range(0, rows, chunk_rows):
+            yield load_columns(info, options, names, offset=offset, length=min(chunk_rows, rows - offset))
+        return
+    wanted = [n for n in names if n in info.columns]
+    columns = [pl.col(S.SOURCE_ROW), *[_typed(n, info.columns[n], info.fmt).alias(n) for n in wanted]]
+    lf = scan_file(info, options)
+    total = 0
+    try:
+        for batch in lf.collect_batches(chunk_size=max(1, chunk_rows)):
+            total += batch.height
+            yield batch.select(columns)
+        empty = lf.head(0).collect().select(columns) if total == 0 else None
+    except READ_ERRORS as exc:
+        raise _load_error(info, options, exc) from None
+    _check_csv_row_count(info, options.csv_delimiter, total)
+    if empty is not None:
+        yield empty
+
+
 def stored_rows(info: InputFile) -> int:
     """The row count a Parquet footer or the Arrow IPC batch headers declare (metadata only), read once per
     file version (the memory plan, every slice of a scan in slices and the quarantine pass all ask).

@@ -32,12 +32,13 @@ from conftest import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from followmoney import schema as S
 from followmoney.config import ReadOptions
 from followmoney.errors import InputError
 from followmoney.normalise import mark_duplicates, normalise_file
-from followmoney.read import inspect_files, load_columns, load_rows
+from followmoney.read import inspect_files, load_chunks, load_columns, load_rows
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CORE = (S.TXN_ID, S.TS, S.SENDER_ID, S.RECEIVER_ID, S.SENDER_COUNTRY, S.RECEIVER_COUNTRY, S.AMOUNT, S.CURRENCY)
@@ -435,6 +436,44 @@ def test_malformed_csv_stops_naming_line(tmp_path: Path, run_cli, damage: str, n
     path = tmp_path / "t.csv"
     path.write_text(text)
     one_line_error(scan(run_cli, path, tmp_path / "o"), tmp_path / "o", "t.csv", *needles)
+
+
+@pytest.mark.parametrize("damage", ["extra_field", "open_quote", "unquoted_comma", "quoted_rows", "none"])
+def test_a_csv_read_in_batches_fails_or_reads_as_it_does_whole(tmp_path: Path, damage: str) -> None:
+    """The partitioned scan parses a CSV in batches (read.load_chunks): a damaged row deep in the file stops it
+    with the error a whole read gives, and a file that parses gives the same rows, a quoted field spanning lines
+    (and so batches) included. (A truncated file is stopped when it is first inspected, before either read.)"""
+    lines = csv_lines([r for i in range(20) for r in rows6(f"P{i}_")])
+    if damage == "extra_field":
+        lines[75] += ",surplus"
+    elif damage == "unquoted_comma":
+        lines[80] = lines[80].replace("Name C1", "Name, C1", 1)
+    elif damage == "open_quote":
+        lines[80] = lines[80].replace("Name C1", '"Name C1', 1)
+        assert '"' in lines[80]
+    elif damage == "quoted_rows":  # a quote opened in one row's name and closed two rows on
+        first, last = lines[80].split(","), lines[82].split(",")
+        first[3], last[3] = '"' + first[3], last[3] + '"'  # the sender_name field
+        lines[80], lines[82] = ",".join(first), ",".join(last)
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(lines) + "\n")
+    (info,) = inspect_files([path], ReadOptions())
+    names = list(S.TXN_SCHEMA)
+
+    def outcome(read: Any) -> Any:
+        try:
+            return read()
+        except InputError as exc:
+            return str(exc)
+
+    whole = outcome(lambda: load_columns(info, ReadOptions(), names))
+    batched = outcome(lambda: list(load_chunks(info, ReadOptions(), names, 7)))
+    if damage in ("none", "quoted_rows"):  # a quoted field over three lines is one row to both reads
+        assert isinstance(whole, pl.DataFrame) and whole.height == (120 if damage == "none" else 118)
+        assert len(batched) == -(-whole.height // 7) and all(chunk.height <= 7 for chunk in batched)
+        assert_frame_equal(pl.concat(batched), whole)
+    else:
+        assert isinstance(whole, str) and batched == whole
 
 
 def test_non_utf8_name_stops_naming_line_and_column_then_encoding_flag_reads_it(tmp_path: Path, run_cli) -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,34 @@ def test_partitioned_scan_equals_in_memory_scan(world: Path, tmp_path: Path) -> 
     # Every kind of rule found something, so each kind's ownership across partitions was exercised.
     assert set(whole["candidates_per_rule"]) >= {"FM101", "FM120", "FM121", "FM130", "FM131", "FM140", "FM190"}
     assert not list((tmp_path / "parts").glob(".followmoney-spill-*")), "spill files left behind"
+
+
+def test_a_csv_dump_is_spilled_slice_by_slice_and_scans_like_in_memory(
+    world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV dump partitioned under a tiny limit is parsed in batches of the pass's slice size, never whole, and
+    gives the in-memory scan's alerts, cases, quarantine and counts."""
+    rows = pl.read_ipc(world / "transactions.arrow")
+    text = rows.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f%:z"))
+    (tmp_path / "in").mkdir()
+    text.write_csv(tmp_path / "in" / "t.csv")
+    inputs = str(tmp_path / "in" / "t.csv")
+    whole = _scan(world, inputs, tmp_path / "whole")
+    heights: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[pl.DataFrame]:
+        for chunk in read_chunks(*args, **kwargs):
+            heights.append(chunk.height)
+            yield chunk
+
+    read_chunks = partition.load_chunks
+    monkeypatch.setattr(partition, "load_chunks", counted)
+    parts = _scan(world, inputs, tmp_path / "parts", "--memory-limit", "4MB")
+    assert parts["memory"]["mode"] == "out_of_core" and whole["memory"]["mode"] == "in_memory"
+    assert len(heights) >= 3 and sum(heights) == ROWS and max(heights) <= ROWS // 3  # slices of 10,000 rows
+    _same_outputs(tmp_path / "whole", tmp_path / "parts")
+    for key in ("rows_read", "rows_scanned", "rows_quarantined", "quarantine_reasons", "candidates_per_rule"):
+        assert parts[key] == whole[key], key
 
 
 def _two_files_with_duplicates(world: Path, folder: Path) -> str:
