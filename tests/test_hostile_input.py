@@ -412,6 +412,22 @@ def csv_lines(rows: list[dict]) -> list[str]:
     return as_csv_frame(frame(rows)).write_csv().splitlines()
 
 
+def damage_csv_line(lines: list[str], damage: str, at: int) -> None:
+    """Damage CSV line `at` (0: the header) in place: a surplus field, an unquoted delimiter or an unclosed quote in
+    the sender's name ("Name C1"), or (quoted_rows) a quote opened in its sender_name and closed two lines on."""
+    if damage == "extra_field":
+        lines[at] += ",surplus"
+    elif damage == "unquoted_comma":
+        lines[at] = lines[at].replace("Name C1", "Name, C1", 1)
+    elif damage == "open_quote":
+        lines[at] = lines[at].replace("Name C1", '"Name C1', 1)
+        assert '"' in lines[at]
+    elif damage == "quoted_rows":
+        first, last = lines[at].split(","), lines[at + 2].split(",")
+        first[3], last[3] = '"' + first[3], last[3] + '"'  # the sender_name field
+        lines[at], lines[at + 2] = ",".join(first), ",".join(last)
+
+
 @pytest.mark.parametrize(
     ("damage", "needles"),
     [
@@ -423,13 +439,7 @@ def csv_lines(rows: list[dict]) -> list[str]:
 )
 def test_malformed_csv_stops_naming_line(tmp_path: Path, run_cli, damage: str, needles: list[str]) -> None:
     lines = csv_lines(rows6())
-    if damage == "extra_field":
-        lines[3] += ",surplus"
-    elif damage == "unquoted_comma":
-        lines[2] = lines[2].replace("Name C1", "Name, C1", 1)
-    elif damage == "open_quote":
-        lines[2] = lines[2].replace("Name C1", '"Name C1', 1)
-        assert '"' in lines[2]
+    damage_csv_line(lines, damage, 3 if damage == "extra_field" else 2)
     text = "\n".join(lines) + "\n"
     if damage == "truncated":
         text = text[: text.rindex(",AG1") + 2]  # cut inside the last row's agent_id
@@ -444,17 +454,7 @@ def test_a_csv_read_in_batches_fails_or_reads_as_it_does_whole(tmp_path: Path, d
     with the error a whole read gives, and a file that parses gives the same rows, a quoted field spanning lines
     (and so batches) included. (A truncated file is stopped when it is first inspected, before either read.)"""
     lines = csv_lines([r for i in range(20) for r in rows6(f"P{i}_")])
-    if damage == "extra_field":
-        lines[75] += ",surplus"
-    elif damage == "unquoted_comma":
-        lines[80] = lines[80].replace("Name C1", "Name, C1", 1)
-    elif damage == "open_quote":
-        lines[80] = lines[80].replace("Name C1", '"Name C1', 1)
-        assert '"' in lines[80]
-    elif damage == "quoted_rows":  # a quote opened in one row's name and closed two rows on
-        first, last = lines[80].split(","), lines[82].split(",")
-        first[3], last[3] = '"' + first[3], last[3] + '"'  # the sender_name field
-        lines[80], lines[82] = ",".join(first), ",".join(last)
+    damage_csv_line(lines, damage, 75 if damage == "extra_field" else 80)
     path = tmp_path / "t.csv"
     path.write_text("\n".join(lines) + "\n")
     (info,) = inspect_files([path], ReadOptions())
