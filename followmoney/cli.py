@@ -98,7 +98,7 @@ def _termination_as_interrupt() -> Iterator[None]:
     default_hook = sys.unraisablehook
 
     def quiet_hook(unraisable: Any) -> None:  # the one-line rule: no 'Exception ignored' for our own signal
-        if not isinstance(unraisable.exc_value, _Interrupted):
+        if not (_PENDING or isinstance(unraisable.exc_value, _Interrupted)):
             default_hook(unraisable)
 
     sys.unraisablehook = quiet_hook
@@ -106,7 +106,11 @@ def _termination_as_interrupt() -> Iterator[None]:
         yield
         _checkpoint()
     finally:
-        sys.unraisablehook = default_hook
+        # After a signal the quiet hook stays until the exit: objects the signal left half-built are finalised
+        # later (llvmlite's, interrupted while Numba loaded a kernel: "Exception ignored in ObjectRef.__del__ ...
+        # AttributeError" after the one-line message).
+        if not _PENDING:
+            sys.unraisablehook = default_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
