@@ -439,6 +439,11 @@ def _typed(name: str, dtype: pl.DataType, fmt: str) -> pl.Expr:
     return col.cast(pl.String)
 
 
+def _loaded(info: InputFile, names: Iterable[str]) -> list[pl.Expr]:
+    """`_source_row` and the given contract columns the file has, cast as normalise expects (_typed)."""
+    return [pl.col(S.SOURCE_ROW), *[_typed(n, info.columns[n], info.fmt).alias(n) for n in names if n in info.columns]]
+
+
 def load_columns(
     info: InputFile,
     options: ReadOptions,
@@ -449,8 +454,7 @@ def load_columns(
 ) -> pl.DataFrame:
     """Load the given contract columns (those present) plus `_source_row` from one file, or from the
     slice of `length` rows at `offset` of an Arrow or Parquet file (CSV files are always read whole)."""
-    wanted = [n for n in names if n in info.columns]
-    columns = [pl.col(S.SOURCE_ROW), *[_typed(n, info.columns[n], info.fmt).alias(n) for n in wanted]]
+    columns = _loaded(info, names)
     try:
         lf = scan_file(info, options)
         if info.fmt == "csv":
@@ -487,8 +491,7 @@ def load_chunks(info: InputFile, options: ReadOptions, names: Iterable[str], chu
         for offset in range(0, rows, chunk_rows):
             yield load_columns(info, options, names, offset=offset, length=min(chunk_rows, rows - offset))
         return
-    wanted = [n for n in names if n in info.columns]
-    columns = [pl.col(S.SOURCE_ROW), *[_typed(n, info.columns[n], info.fmt).alias(n) for n in wanted]]
+    columns = _loaded(info, names)
     lf = scan_file(info, options)
     total = 0
     try:
