@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -125,6 +126,21 @@ def _ignore_further_interrupts() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+class _WarningLines(logging.Handler):
+    """The library's warnings as `followmoney: …` lines on whatever sys.stderr is when one is emitted."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.setFormatter(logging.Formatter("followmoney: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as a line on the current stderr."""
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:  # a closed stream must not turn a warning into a failure
+            self.handleError(record)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn library errors into one line on stderr and exit code 2 (1 for bugs), never a traceback.
@@ -134,10 +150,14 @@ def _user_errors() -> Iterator[None]:
     from followmoney.errors import FollowMoneyError
 
     level = os.environ.get("FOLLOWMONEY_LOG", "").upper()
+    log = logging.getLogger("followmoney")
+    ours = [h for h in log.handlers if isinstance(h, _WarningLines)]
     if level in ("DEBUG", "INFO", "WARNING"):  # stage timings and memory on stderr; never names or ids
-        import logging
-
+        for handler in ours:  # the root handler below prints warnings too
+            log.removeHandler(handler)
         logging.basicConfig(level=level, format="followmoney: %(message)s", stream=sys.stderr)
+    elif not ours:  # warnings only (a file's layout that defeats --memory-limit), as they happen
+        log.addHandler(_WarningLines())
     try:
         with _termination_as_interrupt():
             yield

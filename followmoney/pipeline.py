@@ -59,6 +59,7 @@ from followmoney.read import (
     InputFile,
     file_sha256,
     inspect_files,
+    large_block_warning,
     load_rows,
     resolve_inputs,
 )
@@ -585,6 +586,8 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         fx = load_fx(config.fx) if config.fx else None
     with timer("read"):
         files = inspect_files(resolve_inputs(config.inputs), config.read)
+        for note in filter(None, map(large_block_warning, files)):
+            _LOG.warning("%s", note)
         digests = BackgroundDigests([info.path for info in files])
         # Memory guard: in memory when it fits, else partitioned by party into spill files (or stop with advice).
         plan = plan_memory(files, transfer_columns(rules), out_of_core_available=True, limit=config.memory_limit)
@@ -716,6 +719,7 @@ def _summary(
                 "rows_read": n_scanned + n_bad,
                 "rows_scanned": n_scanned,
                 "rows_quarantined": n_bad,
+                "largest_block_rows": info.largest_block_rows,
             }
         )
     reasons = bad.select(pl.col(S.REASON).str.split("; ")).explode(S.REASON).group_by(S.REASON).len().sort(S.REASON)

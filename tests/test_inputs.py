@@ -315,3 +315,45 @@ def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
     assert by_block[S.SOURCE_ROW].to_list() == [1, 2, 299, 300, 301, 777, 1600, 2500]
     assert "sender_id" in by_block.columns
     assert_frame_equal(by_block, by_scan)
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_a_file_written_as_one_large_block_is_warned_of_and_scanned_the_same(
+    tmp_path: Path, run_cli, monkeypatch, fmt: str
+) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    from followmoney import read
+
+    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
+    table = frame([txn(f"T{i}", f"C{i % 7}", f"R{i % 5}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(60)])
+    arrow = table.to_arrow()
+
+    def write(path: Path, rows_per_block: int) -> Path:
+        if fmt == "parquet":
+            pq.write_table(arrow, path, row_group_size=rows_per_block)
+        else:
+            with ipc.new_file(path, arrow.schema) as writer:
+                writer.write_table(
+                    pa.Table.from_batches(arrow.to_batches()).combine_chunks(), max_chunksize=rows_per_block
+                )
+        return path
+
+    block, blocks = ("record batch", "record batches") if fmt == "arrow" else ("row group", "row groups")
+    one = write(tmp_path / f"one.{fmt}", 60)
+    small = write(tmp_path / f"small.{fmt}", 20)
+    warned, quiet = scan(run_cli, one, tmp_path / "one"), scan(run_cli, small, tmp_path / "small")
+    assert warned.exit_code == 0 and quiet.exit_code == 0, warned.output + quiet.output
+    lines = [line for line in warned.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"followmoney: warning: {one}: a {block} of 60 rows, read whole, so --memory-limit cannot bound this "
+        f"file's scan; write it in {blocks} of about 1,000,000 rows"
+    ]
+    assert quiet.stderr.strip() == ""
+    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 60)]
+    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 60)]
+    assert_frame_equal(
+        pl.read_parquet(tmp_path / "one" / "alerts.parquet"), pl.read_parquet(tmp_path / "small" / "alerts.parquet")
+    )
