@@ -251,6 +251,7 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
                     batch = reader.get_batch(i)
                     batch.validate(full=False)
                     largest = max(largest, batch.num_rows)
+                    del batch  # freed before the next one is read
             return dict(pl.read_ipc_schema(path)), path, largest
         if fmt == "parquet":
             meta = pq.read_metadata(str(path))  # fails on a truncated footer
