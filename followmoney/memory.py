@@ -164,8 +164,8 @@ def _arrow_payload(info: InputFile, loaded: dict[str, str]) -> tuple[int, int]:
 
 
 def _csv_payload(info: InputFile) -> tuple[int, int]:
-    size = info.csv_path.stat().st_size
-    with open(info.csv_path, "rb") as fh:
+    size = info.read_path.stat().st_size
+    with open(info.read_path, "rb") as fh:
         sample = fh.read(_CSV_SAMPLE)
     lines = max(sample.count(b"\n"), 1)
     rows = max(int(size / (len(sample) / lines)) - 1, 0) if sample else 0

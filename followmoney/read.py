@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import csv
 import functools
 import glob as globlib
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from followmoney import schema as S
 from followmoney.config import ReadOptions
-from followmoney.errors import InputError
+from followmoney.errors import InputError, ResourceError
 
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -61,9 +62,10 @@ class InputFile:
     columns: dict[str, pl.DataType]  # contract name -> dtype as stored (CSV: all String)
     source_names: dict[str, str]  # contract name -> column name in the file
     extra_columns: tuple[str, ...]  # columns in the file that the contract does not know
-    csv_path: Path  # for CSV: the UTF-8 file actually read (a transcoded temp copy if --encoding)
-    # Rows of the file's largest block (Arrow record batch, Parquet row group), which readers take whole;
-    # 0 for CSV (parsed in batches).
+    # The file rows are read from: the input itself, a transcoded UTF-8 copy of a CSV (--encoding), or a copy of
+    # an Arrow file with a record batch of more than LARGE_BLOCK_ROWS rows, in batches of COPY_BATCH_ROWS.
+    read_path: Path
+    # Rows of the input's largest block (Arrow record batch, Parquet row group); 0 for CSV (parsed in batches).
     largest_block_rows: int = 0
 
     @property
@@ -213,16 +215,16 @@ def _check_csv_row_count(info: InputFile, delimiter: str, rows: int) -> None:
     """
     lines = 0
     last = b"\n"
-    with open(info.csv_path, "rb") as fh:
+    with open(info.read_path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             lines += block.count(b"\n")
             last = block[-1:]
     lines += last != b"\n"
     if rows == lines - 1:
         return
-    records = csv_record_count(info.csv_path, delimiter)
+    records = csv_record_count(info.read_path, delimiter)
     if records != rows:
-        found = csv_problem_line(info.csv_path, delimiter)
+        found = csv_problem_line(info.read_path, delimiter)
         where = f"line {found[0]}: {found[1]}; " if found else ""
         raise InputError(
             f"{where}ambiguous CSV quoting (a stray '\"'?): {rows:,} rows parsed but the file holds {records:,} "
@@ -239,20 +241,8 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
         raise InputError("the file is empty (0 bytes)", file=label)
     try:
         if fmt == "arrow":
-            largest = 0
-            with pa.OSFile(str(path)) as source:  # read, not mapped: mapped pages would count as our memory
-                reader = ipc.open_file(source)
-                _check_time_zones(label, reader.schema)
-                for i in range(reader.num_record_batches):
-                    # Checks every batch's buffer sizes against its lengths before Polars reads it (Polars
-                    # panics, noisily, on such corruption). It reads every batch, and decompresses those of a
-                    # compressed file: 6.6 s for the 50M-row world file, a deliberate price. Full validation
-                    # (offsets, UTF-8) would cost another pass over the data: ~2.6 s per 10M rows.
-                    batch = reader.get_batch(i)
-                    batch.validate(full=False)
-                    largest = max(largest, batch.num_rows)
-                    del batch  # freed before the next one is read
-            return dict(pl.read_ipc_schema(path)), path, largest
+            largest, read_path = _check_arrow(path, label)
+            return dict(pl.read_ipc_schema(path)), read_path, largest
         if fmt == "parquet":
             meta = pq.read_metadata(str(path))  # fails on a truncated footer
             _check_time_zones(label, meta.schema.to_arrow_schema())
@@ -288,6 +278,97 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
             )
     _check_truncated_csv(label, csv_path, options.csv_delimiter, len(header))
     return dict(header), csv_path, 0
+
+
+def _check_arrow(path: Path, label: str) -> tuple[int, Path]:
+    """Check every record batch of an Arrow IPC file; return the rows of its largest batch and the file its rows
+    are to be read from: the file itself, or a temporary copy in batches of COPY_BATCH_ROWS when a batch holds more
+    than LARGE_BLOCK_ROWS rows (every later reader would take such a batch whole).
+
+    Each batch's buffer sizes are checked against its lengths before Polars reads it (Polars panics, noisily, on
+    such corruption); a compressed batch is decompressed to be checked (the 50M-row world file: 4.0-4.1 s). Full
+    validation (offsets, UTF-8) would cost another pass over the data: ~2.6 s per 10M rows. Each batch is read
+    through a memory map of its own, so an uncompressed batch is not read at all and the pages of a compressed one
+    are let go before the next (one map for the whole file holds every page read so far: 988 against 318 MiB for
+    the 10M world; plain reads 4.4-4.7 s at 50M, copying every compressed body)."""
+    with pa.memory_map(str(path)) as mapped:
+        reader = ipc.open_file(mapped)
+        _check_time_zones(label, reader.schema)
+        schema, count = reader.schema, reader.num_record_batches
+    largest = 0
+    copy: _BatchCopy | None = None
+    for i in range(count):
+        with pa.memory_map(str(path)) as mapped:
+            batch = ipc.open_file(mapped).get_batch(i)
+            batch.validate(full=False)
+            largest = max(largest, batch.num_rows)
+            if copy is None and batch.num_rows > LARGE_BLOCK_ROWS:
+                copy = _BatchCopy.start(path, schema, i)
+            if copy is not None:
+                copy.add(batch)
+            del batch
+    if copy is None:
+        return largest, path
+    pa.default_memory_pool().release_unused()  # a decompressed batch's memory, kept by the pool otherwise
+    return largest, copy.close()
+
+
+class _BatchCopy:
+    """A temporary Arrow IPC copy (lz4) of an Arrow file in batches of at most COPY_BATCH_ROWS rows, written one
+    source batch at a time: an uncompressed batch is sliced where it lies in the file (memory-mapped), a compressed
+    one once decompressed. Dictionary columns are written as their plain values (a file's batches may carry
+    different dictionaries, which one IPC file cannot)."""
+
+    def __init__(self, source: Path, schema: pa.Schema) -> None:
+        self.source, self.path = source, Path(tempfile.gettempdir()) / "followmoney-*.arrow"
+        self.schema = pa.schema(
+            [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema],
+            metadata=schema.metadata,
+        )
+        with self._writing():
+            fd, name = tempfile.mkstemp(prefix="followmoney-", suffix=".arrow")
+            os.close(fd)
+            self.path = Path(name)
+            _TEMP_FILES.append(self.path)
+            self.sink = pa.OSFile(name, "wb")
+            self.writer = ipc.new_file(self.sink, self.schema, options=ipc.IpcWriteOptions(compression="lz4"))
+
+    @classmethod
+    def start(cls, source: Path, schema: pa.Schema, before: int) -> _BatchCopy:
+        """A copy of `source` holding its first `before` batches (each read through a map of its own)."""
+        copy = cls(source, schema)
+        for i in range(before):
+            with pa.memory_map(str(source)) as mapped:
+                batch = ipc.open_file(mapped).get_batch(i)
+                copy.add(batch)
+                del batch
+        return copy
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Append one source batch, cut into slices of at most COPY_BATCH_ROWS rows."""
+        if batch.schema != self.schema:
+            batch = batch.cast(self.schema)
+        with self._writing():
+            for start in range(0, batch.num_rows, COPY_BATCH_ROWS):
+                self.writer.write_batch(batch.slice(start, COPY_BATCH_ROWS))
+
+    def close(self) -> Path:
+        """Finish the copy; its path."""
+        with self._writing():
+            self.writer.close()
+            self.sink.close()
+        return self.path
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Name the copy and its directory when writing it fails (a full disk, mostly), not the input."""
+        try:
+            yield
+        except (OSError, pa.ArrowException) as exc:
+            raise ResourceError(
+                f"{self.source}: could not write a copy of it in small record batches to {self.path.parent} "
+                f"({' '.join(str(exc).split())[:150]}); free space there or point TMPDIR at a larger disk"
+            ) from None
 
 
 def _csv_error(label: str, csv_path: Path, delimiter: str, exc: BaseException) -> InputError:
@@ -345,7 +426,7 @@ def inspect_files(paths: Iterable[Path], options: ReadOptions) -> list[InputFile
     inspected: list[InputFile] = []
     for path in paths:
         fmt = file_format(path)
-        raw, csv_path, largest_block = _raw_schema(path, fmt, options)
+        raw, read_path, largest_block = _raw_schema(path, fmt, options)
         # A BOM may survive in the first CSV header on some exporters: strip it.
         raw = {name.lstrip("\ufeff"): dtype for name, dtype in raw.items()}
         source_names = {name: options.column_map.get(name, name) for name in S.TXN_SCHEMA}
@@ -362,26 +443,34 @@ def inspect_files(paths: Iterable[Path], options: ReadOptions) -> list[InputFile
             _check_dtype(str(path), name, dtype, fmt)
         used = set(present.values())
         extra = tuple(c for c in raw if c not in used)
-        inspected.append(InputFile(path, fmt, columns, present, extra, csv_path, largest_block))
+        inspected.append(InputFile(path, fmt, columns, present, extra, read_path, largest_block))
     return inspected
 
 
-# A block of more rows than this is taken whole by several readers of a scan (the batch check, the party
-# directory's streaming query, every slice of the spill pass), so its size, not --memory-limit, sets the scan's
-# memory: the 10M-row world as one Arrow batch at --memory-limit 3GiB held 4.6 GiB of anonymous memory, against
-# 2.6 GiB in 1M-row batches. Writers' defaults stay far below it (pyarrow's and Polars' row groups, Polars'
-# and pandas' Arrow batches); pyarrow's IPC writer given a one-chunk table writes a single batch.
+# A block of more rows than this would be taken whole by several readers of a scan (the batch check, the party
+# directory's streaming query, every slice of the spill pass), so its size, not --memory-limit, would set the
+# scan's memory: the 10M-row world as one Arrow batch at --memory-limit 3GiB held 4.6 GiB of anonymous memory,
+# against 2.6 GiB in 1M-row batches. Writers' defaults stay far below it (pyarrow's and Polars' row groups,
+# Polars' and pandas' Arrow batches); pyarrow's IPC writer given a one-chunk table writes a single batch. An
+# Arrow file with such a batch is read from a copy in batches of COPY_BATCH_ROWS (_check_arrow).
 LARGE_BLOCK_ROWS = 4 * 1024 * 1024
+COPY_BATCH_ROWS = 1024 * 1024
 
 
 def large_block_warning(info: InputFile) -> str | None:
-    """A one-line warning when `info`'s largest block holds more than LARGE_BLOCK_ROWS rows (None otherwise)."""
+    """A one-line warning when `info`'s largest block holds more than LARGE_BLOCK_ROWS rows (None otherwise): an
+    Arrow file is then read from a copy (which takes time and disk), a Parquet row group is read whole."""
     if info.largest_block_rows <= LARGE_BLOCK_ROWS:
         return None
-    block, blocks = ("record batch", "record batches") if info.fmt == "arrow" else ("row group", "row groups")
+    if info.fmt == "arrow":
+        return (
+            f"warning: {info.label}: a record batch of {info.largest_block_rows:,} rows; reading a copy in batches "
+            f"of {COPY_BATCH_ROWS:,} rows ({info.read_path.stat().st_size / 1e6:,.0f} MB in {info.read_path.parent}) "
+            "so that --memory-limit holds"
+        )
     return (
-        f"warning: {info.label}: a {block} of {info.largest_block_rows:,} rows, read whole, so --memory-limit "
-        f"cannot bound this file's scan; write it in {blocks} of about 1,000,000 rows"
+        f"warning: {info.label}: a row group of {info.largest_block_rows:,} rows, read whole, so --memory-limit "
+        "cannot bound this file's scan; write it in row groups of about 1,000,000 rows"
     )
 
 
@@ -424,12 +513,12 @@ def _check_dtype(label: str, name: str, dtype: pl.DataType, fmt: str) -> None:
 def _scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
     """A lazy scan of one file, with contract column names, string ids, and a 1-based `_source_row`."""
     if info.fmt == "arrow":
-        lf = pl.scan_ipc(info.path)
+        lf = pl.scan_ipc(info.read_path)
     elif info.fmt == "parquet":
         lf = pl.scan_parquet(info.path)
     else:
         lf = pl.scan_csv(
-            info.csv_path,
+            info.read_path,
             separator=options.csv_delimiter,
             infer_schema=False,
             encoding="utf8",
@@ -554,7 +643,7 @@ def _declared_rows(path: str, fmt: str, size: int, mtime_ns: int) -> int:
 
 def _load_error(info: InputFile, options: ReadOptions, exc: BaseException) -> InputError:
     if info.fmt == "csv":
-        return _csv_error(info.label, info.csv_path, options.csv_delimiter, exc)
+        return _csv_error(info.label, info.read_path, options.csv_delimiter, exc)
     return InputError(f"unreadable or corrupt {info.fmt} data ({_short(exc)})", file=info.label)
 
 
@@ -591,7 +680,7 @@ def _rows_by_block(info: InputFile, rows: pl.Series) -> pl.DataFrame:
     (Parquet: only row groups holding a wanted row; Arrow: each record batch in turn)."""
     wanted = np.unique(rows.cast(pl.Int64).to_numpy()) - 1  # 0-based, sorted
     parts: list[pl.DataFrame] = []
-    with pa.OSFile(str(info.path)) as source:
+    with pa.OSFile(str(info.read_path)) as source:
         if info.fmt == "parquet":
             reader = pq.ParquetFile(source)
             schema = reader.schema_arrow

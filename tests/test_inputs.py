@@ -317,43 +317,121 @@ def test_quarantine_rows_read_block_by_block_equal_a_filtered_scan(
     assert_frame_equal(by_block, by_scan)
 
 
-@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
-def test_a_file_written_as_one_large_block_is_warned_of_and_scanned_the_same(
-    tmp_path: Path, run_cli, monkeypatch, fmt: str
+def _blocky_world() -> pl.DataFrame:
+    """60 transfers: a structuring sender (three sends just under 10,000 USD in three days), benign traffic, and one
+    row with a blank sender_id (quarantined)."""
+    rows = [txn(f"T{i}", f"C{i % 7}", f"R{i % 5}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(56)]
+    rows += [txn(f"S{i}", "C9", "R9", T0 + dt.timedelta(days=i), 9_000.0 + 100 * i) for i in range(3)]
+    rows.append(txn("Q1", "", "R1", T0, 50.0))
+    return frame(rows)
+
+
+def _write_arrow(path: Path, table, sizes: list[int], compression: str | None = None):  # type: ignore[no-untyped-def]
+    """`table` as an Arrow IPC file of record batches of the given row counts."""
+    import pyarrow.ipc as ipc
+
+    options = ipc.IpcWriteOptions(compression=compression)
+    with ipc.new_file(path, table.schema, options=options) as writer:
+        start = 0
+        for size in sizes:
+            writer.write_batch(table.slice(start, size).combine_chunks().to_batches()[0])
+            start += size
+    return path
+
+
+def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batches(
+    tmp_path: Path, run_cli, monkeypatch
 ) -> None:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.ipc as ipc
+
+    from followmoney import read
+    from followmoney.config import ReadOptions
+
+    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
+    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
+    table = _blocky_world().to_arrow()
+    reference = _write_arrow(tmp_path / "small.arrow", table, [20, 20, 20])
+    one = _write_arrow(tmp_path / "one.arrow", table, [60])
+    # Compressed, and a dictionary column whose dictionary differs between the batches (one IPC file cannot
+    # carry two): the copy writes its values.
+    country = table.schema.get_field_index(S.SENDER_COUNTRY)
+    coded = table.set_column(country, S.SENDER_COUNTRY, pc.dictionary_encode(table[S.SENDER_COUNTRY]))
+    mixed = tmp_path / "mixed.arrow"
+    with ipc.new_file(mixed, coded.schema, options=ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_batch(coded.slice(0, 10).combine_chunks().to_batches()[0])
+        writer.write_batch(coded.slice(10, 50).combine_chunks().to_batches()[0])
+
+    (info,) = read.inspect_files([one], ReadOptions())
+    assert info.read_path != one and info.largest_block_rows == 60
+    with pa.memory_map(str(info.read_path)) as source:
+        copied = ipc.open_file(source).read_all()
+    assert [b.num_rows for b in copied.to_batches()] == [16, 16, 16, 12]
+    assert copied.equals(table)
+    read.remove_temp_files()
+    assert not info.read_path.exists()
+    (plain,) = read.inspect_files([reference], ReadOptions())
+    assert plain.read_path == reference and plain.largest_block_rows == 20
+
+    results = {p.stem: scan(run_cli, p, tmp_path / p.stem) for p in (reference, one, mixed)}
+    assert all(r.exit_code == 0 for r in results.values()), [r.output for r in results.values()]
+    assert results["small"].stderr.strip() == ""
+    for name, rows in (("one", 60), ("mixed", 50)):
+        lines = [line for line in results[name].stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {tmp_path / name}.arrow: "), lines
+        assert f"a record batch of {rows} rows; reading a copy in batches of 16 rows" in lines[0]
+    alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
+    assert "structuring" in alerts["typology"].to_list()
+    quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
+    assert quarantined.height == 1
+    for name in ("one", "mixed"):
+        assert_frame_equal(pl.read_parquet(tmp_path / name / "alerts.parquet"), alerts)
+        assert_frame_equal(pl.read_parquet(tmp_path / name / "quarantine.parquet").drop(S.SOURCE_FILE), quarantined)
+        (file,) = summary(tmp_path / name)["files"]
+        assert file["path"] == str(tmp_path / f"{name}.arrow") and file["rows_quarantined"] == 1
+    assert [f["largest_block_rows"] for name in ("one", "mixed") for f in summary(tmp_path / name)["files"]] == [60, 50]
+
+
+def test_a_parquet_file_written_as_one_large_row_group_is_warned_of_and_scanned_the_same(
+    tmp_path: Path, run_cli, monkeypatch
+) -> None:
     import pyarrow.parquet as pq
 
     from followmoney import read
 
     monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
-    table = frame([txn(f"T{i}", f"C{i % 7}", f"R{i % 5}", T0 + dt.timedelta(hours=i), 100.0 + i) for i in range(60)])
-    arrow = table.to_arrow()
-
-    def write(path: Path, rows_per_block: int) -> Path:
-        if fmt == "parquet":
-            pq.write_table(arrow, path, row_group_size=rows_per_block)
-        else:
-            with ipc.new_file(path, arrow.schema) as writer:
-                writer.write_table(
-                    pa.Table.from_batches(arrow.to_batches()).combine_chunks(), max_chunksize=rows_per_block
-                )
-        return path
-
-    block, blocks = ("record batch", "record batches") if fmt == "arrow" else ("row group", "row groups")
-    one = write(tmp_path / f"one.{fmt}", 60)
-    small = write(tmp_path / f"small.{fmt}", 20)
+    table = _blocky_world().to_arrow()
+    one, small = tmp_path / "one.parquet", tmp_path / "small.parquet"
+    pq.write_table(table, one, row_group_size=60)
+    pq.write_table(table, small, row_group_size=20)
     warned, quiet = scan(run_cli, one, tmp_path / "one"), scan(run_cli, small, tmp_path / "small")
     assert warned.exit_code == 0 and quiet.exit_code == 0, warned.output + quiet.output
     lines = [line for line in warned.stderr.splitlines() if line.strip()]
     assert lines == [
-        f"followmoney: warning: {one}: a {block} of 60 rows, read whole, so --memory-limit cannot bound this "
-        f"file's scan; write it in {blocks} of about 1,000,000 rows"
+        f"followmoney: warning: {one}: a row group of 60 rows, read whole, so --memory-limit cannot bound this "
+        "file's scan; write it in row groups of about 1,000,000 rows"
     ]
     assert quiet.stderr.strip() == ""
-    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 60)]
-    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 60)]
-    assert_frame_equal(
-        pl.read_parquet(tmp_path / "one" / "alerts.parquet"), pl.read_parquet(tmp_path / "small" / "alerts.parquet")
-    )
+    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 59)]
+    assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 59)]
+    alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
+    assert "structuring" in alerts["typology"].to_list()
+    assert_frame_equal(pl.read_parquet(tmp_path / "one" / "alerts.parquet"), alerts)
+
+
+def test_a_copy_that_cannot_be_written_stops_with_one_line_naming_the_input_and_the_place(
+    tmp_path: Path, run_cli, monkeypatch
+) -> None:
+    import tempfile
+
+    from followmoney import read
+
+    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
+    one = _write_arrow(tmp_path / "one.arrow", _blocky_world().to_arrow(), [60])
+    blocked = tmp_path / "a-file" / "tmp"  # a temporary directory under a file: nothing can be written there
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))
+    result = scan(run_cli, one, tmp_path / "out")
+    assert_one_line_error(result, str(one), "could not write a copy of it in small record batches", str(blocked))
+    assert not (tmp_path / "out").exists()
