@@ -62,11 +62,17 @@ class InputFile:
     columns: dict[str, pl.DataType]  # contract name -> dtype as stored (CSV: all String)
     source_names: dict[str, str]  # contract name -> column name in the file
     extra_columns: tuple[str, ...]  # columns in the file that the contract does not know
-    # The file rows are read from: the input itself, a transcoded UTF-8 copy of a CSV (--encoding), or a copy of
-    # an Arrow file with a record batch of more than LARGE_BLOCK_ROWS rows, in batches of COPY_BATCH_ROWS.
+    # The file rows are read from: the input itself, a transcoded UTF-8 copy of a CSV (--encoding), or an Arrow
+    # copy of an Arrow or Parquet file with a block of more than LARGE_BLOCK_ROWS rows, in batches of
+    # COPY_BATCH_ROWS.
     read_path: Path
     # Rows of the input's largest block (Arrow record batch, Parquet row group); 0 for CSV (parsed in batches).
     largest_block_rows: int = 0
+
+    @property
+    def read_fmt(self) -> str:
+        """The format of read_path: the input's, or "arrow" for a copy of a Parquet file."""
+        return "arrow" if self.fmt == "parquet" and self.read_path != self.path else self.fmt
 
     @property
     def label(self) -> str:
@@ -246,8 +252,12 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
         if fmt == "parquet":
             meta = pq.read_metadata(str(path))  # fails on a truncated footer
             _check_time_zones(label, meta.schema.to_arrow_schema())
-            groups = (meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-            return dict(pl.read_parquet_schema(path)), path, max(groups, default=0)
+            largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
+            return (
+                dict(pl.read_parquet_schema(path)),
+                _parquet_copy(path) if largest > LARGE_BLOCK_ROWS else path,
+                largest,
+            )
     except READ_ERRORS as exc:
         raise InputError(f"unreadable or truncated {fmt} file ({_short(exc)})", file=label) from None
     csv_path = _transcode_to_utf8(path, options.encoding) if options.encoding else path
@@ -313,11 +323,25 @@ def _check_arrow(path: Path, label: str) -> tuple[int, Path]:
     return largest, copy.close()
 
 
+def _parquet_copy(path: Path) -> Path:
+    """A temporary Arrow copy of a Parquet file with an oversized row group (see _check_arrow), in batches of
+    COPY_BATCH_ROWS, so every reader of the scan takes those instead of decoding the whole group (every slice of
+    the spill pass decoded the group it falls in). pyarrow decodes the group a batch at a time, its column chunks
+    read through a memory map with buffered reads (the 10M world as one group: 2.0 s, 684 MiB of anonymous
+    memory at most; decoding the group at once for the copy raised the scan's peak to 3.5 GB)."""
+    with pq.ParquetFile(str(path), memory_map=True, buffer_size=1 << 20) as reader:
+        copy = _BatchCopy(path, reader.schema_arrow)
+        for batch in reader.iter_batches(batch_size=COPY_BATCH_ROWS):
+            copy.add(batch)
+    return copy.close()
+
+
 class _BatchCopy:
-    """A temporary Arrow IPC copy (lz4) of an Arrow file in batches of at most COPY_BATCH_ROWS rows, written one
-    source batch at a time: an uncompressed batch is sliced where it lies in the file (memory-mapped), a compressed
-    one once decompressed. Dictionary columns are written as their plain values (a file's batches may carry
-    different dictionaries, which one IPC file cannot)."""
+    """A temporary Arrow IPC copy (lz4) of an Arrow or Parquet file in batches of at most COPY_BATCH_ROWS rows,
+    written one source batch at a time: an uncompressed Arrow batch is sliced where it lies in the file
+    (memory-mapped), a compressed one once decompressed, a Parquet batch as pyarrow decodes it. Dictionary
+    columns are written as their plain values (a file's batches may carry different dictionaries, which one IPC
+    file cannot)."""
 
     def __init__(self, source: Path, schema: pa.Schema) -> None:
         self.source, self.path = source, Path(tempfile.gettempdir()) / "followmoney-*.arrow"
@@ -452,25 +476,22 @@ def inspect_files(paths: Iterable[Path], options: ReadOptions) -> list[InputFile
 # scan's memory: the 10M-row world as one Arrow batch at --memory-limit 3GiB held 4.6 GiB of anonymous memory,
 # against 2.6 GiB in 1M-row batches. Writers' defaults stay far below it (pyarrow's and Polars' row groups,
 # Polars' and pandas' Arrow batches); pyarrow's IPC writer given a one-chunk table writes a single batch. An
-# Arrow file with such a batch is read from a copy in batches of COPY_BATCH_ROWS (_check_arrow).
+# Arrow or Parquet file with such a block is read from a copy in batches of COPY_BATCH_ROWS (_check_arrow,
+# _parquet_copy).
 LARGE_BLOCK_ROWS = 4 * 1024 * 1024
 COPY_BATCH_ROWS = 1024 * 1024
 
 
 def large_block_warning(info: InputFile) -> str | None:
-    """A one-line warning when `info`'s largest block holds more than LARGE_BLOCK_ROWS rows (None otherwise): an
-    Arrow file is then read from a copy (which takes time and disk), a Parquet row group is read whole."""
-    if info.largest_block_rows <= LARGE_BLOCK_ROWS:
+    """A one-line warning when `info`'s largest block holds more than LARGE_BLOCK_ROWS rows, so its rows are read
+    from a copy (which takes time and disk); None otherwise."""
+    if info.largest_block_rows <= LARGE_BLOCK_ROWS or info.read_path == info.path:
         return None
-    if info.fmt == "arrow":
-        return (
-            f"warning: {info.label}: a record batch of {info.largest_block_rows:,} rows; reading a copy in batches "
-            f"of {COPY_BATCH_ROWS:,} rows ({info.read_path.stat().st_size / 1e6:,.0f} MB in {info.read_path.parent}) "
-            "so that --memory-limit holds"
-        )
+    block = "record batch" if info.fmt == "arrow" else "row group"
     return (
-        f"warning: {info.label}: a row group of {info.largest_block_rows:,} rows, read whole, so --memory-limit "
-        "cannot bound this file's scan; write it in row groups of about 1,000,000 rows"
+        f"warning: {info.label}: a {block} of {info.largest_block_rows:,} rows; reading a copy in record batches of "
+        f"{COPY_BATCH_ROWS:,} rows ({info.read_path.stat().st_size / 1e6:,.0f} MB in {info.read_path.parent}) so "
+        "that --memory-limit holds"
     )
 
 
@@ -512,10 +533,10 @@ def _check_dtype(label: str, name: str, dtype: pl.DataType, fmt: str) -> None:
 
 def _scan_file(info: InputFile, options: ReadOptions) -> pl.LazyFrame:
     """A lazy scan of one file, with contract column names, string ids, and a 1-based `_source_row`."""
-    if info.fmt == "arrow":
+    if info.read_fmt == "arrow":
         lf = pl.scan_ipc(info.read_path)
-    elif info.fmt == "parquet":
-        lf = pl.scan_parquet(info.path)
+    elif info.read_fmt == "parquet":
+        lf = pl.scan_parquet(info.read_path)
     else:
         lf = pl.scan_csv(
             info.read_path,
@@ -662,7 +683,7 @@ def load_rows(info: InputFile, options: ReadOptions, rows: pl.Series) -> pl.Data
         wanted = pl.col(S.SOURCE_ROW).is_in(rows.implode())
         if info.fmt == "csv" or stored_rows(info) <= _SMALL_FILE_ROWS:
             frame = scan_file(info, options).filter(wanted).collect()
-        elif info.fmt == "parquet":
+        elif info.read_fmt == "parquet":
             scan = scan_file(info, options).filter(wanted)
             # New text buffers per batch: filtered string views would keep every decoded batch alive.
             schema = scan.collect_schema()
@@ -681,7 +702,7 @@ def _rows_by_block(info: InputFile, rows: pl.Series) -> pl.DataFrame:
     wanted = np.unique(rows.cast(pl.Int64).to_numpy()) - 1  # 0-based, sorted
     parts: list[pl.DataFrame] = []
     with pa.OSFile(str(info.read_path)) as source:
-        if info.fmt == "parquet":
+        if info.read_fmt == "parquet":
             reader = pq.ParquetFile(source)
             schema = reader.schema_arrow
             sizes = [reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)]

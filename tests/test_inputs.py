@@ -351,6 +351,7 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
 
     monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
     monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
+    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 10)  # quarantined rows re-read block by block, from the copy
     table = _blocky_world().to_arrow()
     reference = _write_arrow(tmp_path / "small.arrow", table, [20, 20, 20])
     one = _write_arrow(tmp_path / "one.arrow", table, [60])
@@ -380,7 +381,7 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
     for name, rows in (("one", 60), ("mixed", 50)):
         lines = [line for line in results[name].stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {tmp_path / name}.arrow: "), lines
-        assert f"a record batch of {rows} rows; reading a copy in batches of 16 rows" in lines[0]
+        assert f"a record batch of {rows} rows; reading a copy in record batches of 16 rows" in lines[0]
     alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
     assert "structuring" in alerts["typology"].to_list()
     quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
@@ -393,31 +394,47 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
     assert [f["largest_block_rows"] for name in ("one", "mixed") for f in summary(tmp_path / name)["files"]] == [60, 50]
 
 
-def test_a_parquet_file_written_as_one_large_row_group_is_warned_of_and_scanned_the_same(
+def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small_batches(
     tmp_path: Path, run_cli, monkeypatch
 ) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
     from followmoney import read
+    from followmoney.config import ReadOptions
 
     monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
+    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
+    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 10)  # quarantined rows re-read block by block, from the copy
     table = _blocky_world().to_arrow()
     one, small = tmp_path / "one.parquet", tmp_path / "small.parquet"
     pq.write_table(table, one, row_group_size=60)
     pq.write_table(table, small, row_group_size=20)
+
+    (info,) = read.inspect_files([one], ReadOptions())
+    assert info.read_path != one and info.read_fmt == "arrow" and info.largest_block_rows == 60
+    with pa.memory_map(str(info.read_path)) as source:
+        copied = ipc.open_file(source).read_all()
+    assert [b.num_rows for b in copied.to_batches()] == [16, 16, 16, 12]
+    assert copied.equals(table)
+    (plain,) = read.inspect_files([small], ReadOptions())
+    assert plain.read_path == small and plain.read_fmt == "parquet" and plain.largest_block_rows == 20
+
     warned, quiet = scan(run_cli, one, tmp_path / "one"), scan(run_cli, small, tmp_path / "small")
     assert warned.exit_code == 0 and quiet.exit_code == 0, warned.output + quiet.output
     lines = [line for line in warned.stderr.splitlines() if line.strip()]
-    assert lines == [
-        f"followmoney: warning: {one}: a row group of 60 rows, read whole, so --memory-limit cannot bound this "
-        "file's scan; write it in row groups of about 1,000,000 rows"
-    ]
+    assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {one}: a row group of 60 rows; "), lines
+    assert "reading a copy in record batches of 16 rows" in lines[0]
     assert quiet.stderr.strip() == ""
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 59)]
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 59)]
     alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
     assert "structuring" in alerts["typology"].to_list()
     assert_frame_equal(pl.read_parquet(tmp_path / "one" / "alerts.parquet"), alerts)
+    quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
+    assert quarantined.height == 1
+    assert_frame_equal(pl.read_parquet(tmp_path / "one" / "quarantine.parquet").drop(S.SOURCE_FILE), quarantined)
 
 
 def test_a_copy_that_cannot_be_written_stops_with_one_line_naming_the_input_and_the_place(
