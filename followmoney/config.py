@@ -23,6 +23,9 @@ class ReadOptions:
     csv_delimiter: str = ","
     encoding: str | None = None  # None = UTF-8 (BOM allowed)
     assume_tz: str | None = None
+    # Where an Arrow copy of a file in oversized blocks is written (read.LARGE_BLOCK_ROWS): a scan passes its spill
+    # files' place (partition.spill_parent); None: the system's temporary directory.
+    temp_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,6 +61,7 @@ from followmoney.read import (
     inspect_files,
     large_block_warning,
     load_rows,
+    remove_temp_files,
     resolve_inputs,
 )
 from followmoney.rowsets import Rows, own_buffers
@@ -572,7 +573,16 @@ def load_list_entries(config: ScanConfig) -> pl.DataFrame:
 
 
 def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
-    """Scan the configured input and write alerts, summary and quarantine into config.out_dir."""
+    """Scan the configured input and write alerts, summary and quarantine into config.out_dir. The copies of
+    inputs the scan made (read.py: a CSV in another encoding, a file in oversized blocks) are removed when it
+    ends, however it ends."""
+    try:
+        return _run(config, progress)
+    finally:
+        remove_temp_files()
+
+
+def _run(config: ScanConfig, progress: Progress | None = None) -> Summary:
     progress = progress or _Silent()
     timer = _Timer()
     check_out_dir(config.out_dir)
@@ -585,7 +595,8 @@ def run(config: ScanConfig, progress: Progress | None = None) -> Summary:
         entries = load_list_entries(config)
         fx = load_fx(config.fx) if config.fx else None
     with timer("read"):
-        files = inspect_files(resolve_inputs(config.inputs), config.read)
+        # A copy of a file in oversized blocks goes where the scan's spill files go (a large disk), not to /tmp.
+        files = inspect_files(resolve_inputs(config.inputs), replace(config.read, temp_dir=spill_parent(config)))
         for note in filter(None, map(large_block_warning, files)):
             _LOG.warning("%s", note)
         digests = BackgroundDigests([info.path for info in files])

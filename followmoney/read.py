@@ -45,7 +45,8 @@ _TEMP_FILES: list[Path] = []
 
 
 def remove_temp_files() -> None:
-    """Delete the transcoded CSV copies this process made (also runs at interpreter exit)."""
+    """Delete the copies of inputs this process made: transcoded CSVs, Arrow copies of files in oversized blocks
+    (a scan calls it as it ends; it also runs at interpreter exit)."""
     while _TEMP_FILES:
         _TEMP_FILES.pop().unlink(missing_ok=True)
 
@@ -247,7 +248,7 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
         raise InputError("the file is empty (0 bytes)", file=label)
     try:
         if fmt == "arrow":
-            largest, read_path = _check_arrow(path, label)
+            largest, read_path = _check_arrow(path, label, options.temp_dir)
             return dict(pl.read_ipc_schema(path)), read_path, largest
         if fmt == "parquet":
             meta = pq.read_metadata(str(path))  # fails on a truncated footer
@@ -255,7 +256,7 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
             largest = max((meta.row_group(i).num_rows for i in range(meta.num_row_groups)), default=0)
             return (
                 dict(pl.read_parquet_schema(path)),
-                _parquet_copy(path) if largest > LARGE_BLOCK_ROWS else path,
+                _parquet_copy(path, options.temp_dir) if largest > LARGE_BLOCK_ROWS else path,
                 largest,
             )
     except READ_ERRORS as exc:
@@ -290,10 +291,10 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
     return dict(header), csv_path, 0
 
 
-def _check_arrow(path: Path, label: str) -> tuple[int, Path]:
+def _check_arrow(path: Path, label: str, temp_dir: Path | None = None) -> tuple[int, Path]:
     """Check every record batch of an Arrow IPC file; return the rows of its largest batch and the file its rows
-    are to be read from: the file itself, or a temporary copy in batches of COPY_BATCH_ROWS when a batch holds more
-    than LARGE_BLOCK_ROWS rows (every later reader would take such a batch whole).
+    are to be read from: the file itself, or a temporary copy (in `temp_dir`) in batches of COPY_BATCH_ROWS when a
+    batch holds more than LARGE_BLOCK_ROWS rows (every later reader would take such a batch whole).
 
     Each batch's buffer sizes are checked against its lengths before Polars reads it (Polars panics, noisily, on
     such corruption); a compressed batch is decompressed to be checked (the 50M-row world file: 4.0-4.1 s). Full
@@ -313,7 +314,7 @@ def _check_arrow(path: Path, label: str) -> tuple[int, Path]:
             batch.validate(full=False)
             largest = max(largest, batch.num_rows)
             if copy is None and batch.num_rows > LARGE_BLOCK_ROWS:
-                copy = _BatchCopy.start(path, schema, i)
+                copy = _BatchCopy.start(path, schema, i, temp_dir)
             if copy is not None:
                 copy.add(batch)
             del batch
@@ -323,14 +324,14 @@ def _check_arrow(path: Path, label: str) -> tuple[int, Path]:
     return largest, copy.close()
 
 
-def _parquet_copy(path: Path) -> Path:
+def _parquet_copy(path: Path, temp_dir: Path | None = None) -> Path:
     """A temporary Arrow copy of a Parquet file with an oversized row group (see _check_arrow), in batches of
     COPY_BATCH_ROWS, so every reader of the scan takes those instead of decoding the whole group (every slice of
     the spill pass decoded the group it falls in). pyarrow decodes the group a batch at a time, its column chunks
     read through a memory map with buffered reads (the 10M world as one group: 2.0 s, 684 MiB of anonymous
     memory at most; decoding the group at once for the copy raised the scan's peak to 3.5 GB)."""
     with pq.ParquetFile(str(path), memory_map=True, buffer_size=1 << 20) as reader:
-        copy = _BatchCopy(path, reader.schema_arrow)
+        copy = _BatchCopy(path, reader.schema_arrow, temp_dir)
         for batch in reader.iter_batches(batch_size=COPY_BATCH_ROWS):
             copy.add(batch)
     return copy.close()
@@ -343,14 +344,14 @@ class _BatchCopy:
     columns are written as their plain values (a file's batches may carry different dictionaries, which one IPC
     file cannot)."""
 
-    def __init__(self, source: Path, schema: pa.Schema) -> None:
-        self.source, self.path = source, Path(tempfile.gettempdir()) / "followmoney-*.arrow"
+    def __init__(self, source: Path, schema: pa.Schema, temp_dir: Path | None = None) -> None:
+        self.source, self.path = source, Path(temp_dir or tempfile.gettempdir()) / ".followmoney-copy-*.arrow"
         self.schema = pa.schema(
             [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema],
             metadata=schema.metadata,
         )
         with self._writing():
-            fd, name = tempfile.mkstemp(prefix="followmoney-", suffix=".arrow")
+            fd, name = tempfile.mkstemp(prefix=".followmoney-copy-", suffix=".arrow", dir=temp_dir)
             os.close(fd)
             self.path = Path(name)
             _TEMP_FILES.append(self.path)
@@ -358,9 +359,10 @@ class _BatchCopy:
             self.writer = ipc.new_file(self.sink, self.schema, options=ipc.IpcWriteOptions(compression="lz4"))
 
     @classmethod
-    def start(cls, source: Path, schema: pa.Schema, before: int) -> _BatchCopy:
-        """A copy of `source` holding its first `before` batches (each read through a map of its own)."""
-        copy = cls(source, schema)
+    def start(cls, source: Path, schema: pa.Schema, before: int, temp_dir: Path | None = None) -> _BatchCopy:
+        """A copy of `source` (in `temp_dir`) holding its first `before` batches (each read through a map of its
+        own)."""
+        copy = cls(source, schema, temp_dir)
         for i in range(before):
             with pa.memory_map(str(source)) as mapped:
                 batch = ipc.open_file(mapped).get_batch(i)
@@ -391,7 +393,7 @@ class _BatchCopy:
         except (OSError, pa.ArrowException) as exc:
             raise ResourceError(
                 f"{self.source}: could not write a copy of it in small record batches to {self.path.parent} "
-                f"({' '.join(str(exc).split())[:150]}); free space there or point TMPDIR at a larger disk"
+                f"({' '.join(str(exc).split())[:150]}); free space there or pass --spill-dir on a larger disk"
             ) from None
 
 

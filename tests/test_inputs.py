@@ -382,6 +382,8 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
         lines = [line for line in results[name].stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {tmp_path / name}.arrow: "), lines
         assert f"a record batch of {rows} rows; reading a copy in record batches of 16 rows" in lines[0]
+        assert f" MB in {tmp_path}) so that --memory-limit holds" in lines[0]  # where its spill files would go
+    assert not list(tmp_path.glob(".followmoney-copy-*"))
     alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
     assert "structuring" in alerts["typology"].to_list()
     quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
@@ -425,7 +427,7 @@ def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small
     assert warned.exit_code == 0 and quiet.exit_code == 0, warned.output + quiet.output
     lines = [line for line in warned.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {one}: a row group of 60 rows; "), lines
-    assert "reading a copy in record batches of 16 rows" in lines[0]
+    assert "reading a copy in record batches of 16 rows" in lines[0] and f" MB in {tmp_path})" in lines[0]
     assert quiet.stderr.strip() == ""
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 59)]
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 59)]
@@ -440,15 +442,12 @@ def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small
 def test_a_copy_that_cannot_be_written_stops_with_one_line_naming_the_input_and_the_place(
     tmp_path: Path, run_cli, monkeypatch
 ) -> None:
-    import tempfile
-
     from followmoney import read
 
     monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
     one = _write_arrow(tmp_path / "one.arrow", _blocky_world().to_arrow(), [60])
-    blocked = tmp_path / "a-file" / "tmp"  # a temporary directory under a file: nothing can be written there
+    blocked = tmp_path / "a-file" / "spill"  # a directory under a file: nothing can be written there
     (tmp_path / "a-file").write_text("")
-    monkeypatch.setattr(tempfile, "tempdir", str(blocked))
-    result = scan(run_cli, one, tmp_path / "out")
+    result = scan(run_cli, one, tmp_path / "out", "--spill-dir", blocked)
     assert_one_line_error(result, str(one), "could not write a copy of it in small record batches", str(blocked))
     assert not (tmp_path / "out").exists()
