@@ -189,9 +189,11 @@ def csr(n: int, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     src = np.concatenate([a, b]).astype(np.int64)
     dst = np.concatenate([b, a]).astype(np.int64)
     keep = src != dst
-    src, dst = src[keep], dst[keep]
-    order = np.lexsort((dst, src))
-    src, dst = src[order], dst[order]
+    # Sorted by (src, dst) as one number per pair (n < 3e9, so src * n + dst fits): 0.3 s for 4M pairs, against
+    # 1.4 s for np.lexsort on the two columns (the 50M scan's network paths).
+    pair = src[keep] * np.int64(max(n, 1)) + dst[keep]
+    pair.sort()
+    src, dst = pair // max(n, 1), pair % max(n, 1)
     indptr = np.zeros(n + 1, np.int64)
     np.add.at(indptr, src + 1, 1)
     return np.cumsum(indptr), dst
@@ -224,29 +226,28 @@ def network_links(
     if members.height == 0 or resolved.height == 0:
         return pl.DataFrame(schema=NETWORK_LINK_SCHEMA)
     rmap = resolved.select("party_id", "resolved_id")
+    # The graph's nodes are the resolved parties (an edge whose ends were not profiled is dropped), numbered in
+    # sorted id order; edges, directions and paths are joined on those numbers, and only the reached nodes' paths
+    # are turned back into ids (50M scan: 5.6 -> ~2 s, the same links).
+    nodes = rmap["resolved_id"].unique().sort()
+    code = pl.DataFrame({"resolved_id": nodes, "code": np.arange(nodes.len(), dtype=np.int64)})
+    party_code = rmap.join(code, on="resolved_id").select("party_id", "code")
     r_edges = (
-        edges.join(rmap.rename({"party_id": "sender_id", "resolved_id": "a"}), on="sender_id")
-        .join(rmap.rename({"party_id": "receiver_id", "resolved_id": "b"}), on="receiver_id")
+        edges.select("sender_id", "receiver_id")
+        .join(party_code.rename({"party_id": "sender_id", "code": "a"}), on="sender_id")
+        .join(party_code.rename({"party_id": "receiver_id", "code": "b"}), on="receiver_id")
         .filter(pl.col("a") != pl.col("b"))
         .select("a", "b")
         .unique()
     )
-    nodes = pl.concat([rmap["resolved_id"], r_edges["a"], r_edges["b"]]).unique().sort()
-    code = pl.DataFrame({"node": nodes, "code": np.arange(nodes.len(), dtype=np.int64)})
-    coded = r_edges.join(code.rename({"node": "a", "code": "ia"}), on="a").join(
-        code.rename({"node": "b", "code": "ib"}), on="b"
-    )
-    indptr, indices = csr(nodes.len(), coded["ia"].to_numpy(), coded["ib"].to_numpy())
+    indptr, indices = csr(nodes.len(), r_edges["a"].to_numpy(), r_edges["b"].to_numpy())
     blocked = np.zeros(nodes.len(), dtype=np.bool_)
     if hubs is not None and hubs.len():
-        hub_nodes = rmap.filter(pl.col("party_id").is_in(hubs.implode())).join(
-            code.rename({"node": "resolved_id"}), on="resolved_id"
-        )
-        blocked[hub_nodes["code"].to_numpy()] = True
+        blocked[party_code.filter(pl.col("party_id").is_in(hubs.implode()))["code"].to_numpy()] = True
     src = (
         members.with_row_index("rank")
         .join(rmap, on="party_id")
-        .join(code.rename({"node": "resolved_id"}), on="resolved_id")
+        .join(code, on="resolved_id")
         .sort("rank")
         .unique("code", keep="first", maintain_order=True)
     )
@@ -255,26 +256,24 @@ def network_links(
     )
     reached = np.flatnonzero(dist >= 0)
     names = nodes.to_numpy()
-    # Paths, one hop at a time over all reached nodes at once (at most max_hops steps).
-    hop_cols = {}
+    # Paths, one hop at a time over all reached nodes at once (at most max_hops steps), and the money's direction
+    # on each step, looked up among the edges (node pairs as one sorted number each).
+    sent = np.sort(r_edges["a"].to_numpy() * np.int64(max(nodes.len(), 1)) + r_edges["b"].to_numpy())
+    hop_cols: dict[str, pl.Series] = {}
     current = reached
     for i in range(settings.max_hops + 1):
         hop_cols[f"n{i}"] = pl.Series(names[np.maximum(current, 0)], dtype=pl.String).scatter(
             np.flatnonzero(current < 0), None
         )
-        current = np.where(current >= 0, parent[np.maximum(current, 0)], -1)
+        following = np.where(current >= 0, parent[np.maximum(current, 0)], -1)
+        if i < settings.max_hops:
+            hop_cols[f"s{i}"] = _steps(current, following, sent, max(nodes.len(), 1))
+        current = following
     per_node = pl.DataFrame(
         {"resolved_id": names[reached], "hops": dist[reached], "src": origin[reached], **hop_cols},
         schema_overrides={"resolved_id": pl.String, "hops": pl.Int64, "src": pl.Int64},
     )
-    arrows = _directions(r_edges)
-    step_cols = []
-    for i in range(settings.max_hops):
-        a, b = f"n{i}", f"n{i + 1}"
-        per_node = per_node.join(
-            arrows.rename({"a": a, "b": b, "arrow": f"s{i}"}), on=[a, b], how="left", nulls_equal=False
-        )
-        step_cols.append(f"s{i}")
+    step_cols = [f"s{i}" for i in range(settings.max_hops)]
     hop_names = [f"n{i}" for i in range(settings.max_hops + 1)]
     per_node = per_node.with_columns(
         pl.concat_list(hop_names).list.drop_nulls().alias("path"),
@@ -291,18 +290,17 @@ def network_links(
     )
 
 
-def _directions(r_edges: pl.DataFrame) -> pl.DataFrame:
-    """Arrow text for each ordered pair of resolved parties joined by transfers (money direction)."""
-    fwd = r_edges.select("a", "b", pl.lit(1, pl.Int8).alias("f"))
-    back = r_edges.select(pl.col("b").alias("a"), pl.col("a").alias("b"), pl.lit(2, pl.Int8).alias("f"))
-    both = pl.concat([fwd, back]).group_by("a", "b").agg(pl.col("f").sum())
-    return both.select(
-        "a",
-        "b",
-        pl.when(pl.col("f") == 3)
-        .then(pl.lit("<->"))
-        .when(pl.col("f") == 1)
-        .then(pl.lit("->"))
-        .otherwise(pl.lit("<-"))
-        .alias("arrow"),
-    )
+def _steps(here: np.ndarray, there: np.ndarray, sent: np.ndarray, n: int) -> pl.Series:
+    """The money's direction on each step here -> there between node numbers (-1: no step): "->" when transfers
+    went that way, "<-" when the other, "<->" both (`sent`: every edge a -> b as a * n + b, sorted); null without
+    a step."""
+
+    def went(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wanted = a * np.int64(n) + b
+        at = np.minimum(np.searchsorted(sent, wanted), max(sent.shape[0] - 1, 0))
+        return (sent[at] == wanted) if sent.shape[0] else np.zeros(wanted.shape[0], np.bool_)
+
+    step = (here >= 0) & (there >= 0)
+    forth, back = went(here, there) & step, went(there, here) & step
+    arrows = np.where(forth & back, "<->", np.where(forth, "->", "<-"))
+    return pl.Series(arrows, dtype=pl.String).scatter(np.flatnonzero(~(forth | back)), None)
