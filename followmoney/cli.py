@@ -141,6 +141,15 @@ class _WarningLines(logging.Handler):
             self.handleError(record)
 
 
+def _native_bridges_ready() -> None:
+    """Initialise what Polars' native code first does by calling back into Python, before signals become exceptions:
+    its first `to_numpy` runs numpy's version check (rust-numpy's capsule), and an exception raised there makes the
+    Rust side panic and print a backtrace (an interrupted scan once wrote 163 lines to stderr instead of one)."""
+    import polars as pl
+
+    pl.Series([0.0]).to_numpy()
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn library errors into one line on stderr and exit code 2 (1 for bugs), never a traceback.
@@ -158,6 +167,7 @@ def _user_errors() -> Iterator[None]:
         logging.basicConfig(level=level, format="followmoney: %(message)s", stream=sys.stderr)
     elif not ours:  # warnings only (a file's layout that defeats --memory-limit), as they happen
         log.addHandler(_WarningLines())
+    _native_bridges_ready()
     try:
         with _termination_as_interrupt():
             yield

@@ -477,3 +477,26 @@ def test_console_exit_keeps_exit_codes_messages_and_exit_handlers(tmp_path: Path
         timeout=120,
     )
     assert message.returncode == 1 and message.stderr.strip() == "boom: no"
+
+
+def test_the_numpy_bridge_is_ready_before_signals_become_exceptions() -> None:
+    """Polars' first to_numpy runs numpy's version check in Python from inside Rust; a signal's exception raised
+    there made Rust panic and print a backtrace after the one-line message. A command initialises it before it
+    turns signals into exceptions, so no Python runs there once they are."""
+    probe = (
+        "import sys\n"
+        "from followmoney import cli\n"
+        "import polars as pl\n"
+        "ran = []\n"
+        "def watch(frame, event, arg):\n"
+        "    if event == 'call' and frame.f_code.co_filename.endswith('numpy/lib/_version.py'):\n"
+        "        ran.append(frame.f_code.co_name)\n"
+        "with cli._user_errors():\n"
+        "    sys.setprofile(watch)\n"
+        "    pl.Series([1, 2]).to_numpy()\n"
+        "    sys.setprofile(None)\n"
+        "print(len(ran))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", done.stdout
