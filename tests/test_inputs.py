@@ -339,19 +339,56 @@ def _write_arrow(path: Path, table, sizes: list[int], compression: str | None = 
     return path
 
 
-def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batches(
-    tmp_path: Path, run_cli, monkeypatch
-) -> None:
+def _small_blocks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Bounds lowered so a 60-row block is oversized: copies in 16-row batches, quarantined rows of files over 10
+    rows re-read block by block (from the copy)."""
+    from followmoney import read
+
+    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
+    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
+    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 10)
+
+
+def _assert_read_from_a_copy(oversized: Path, plain: Path, table, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    """`oversized` (one 60-row block) is read from an Arrow copy in 16-row batches equal to `table`, removed with the
+    run's temporary files; `plain` (20-row blocks) is read as it is."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.ipc as ipc
 
     from followmoney import read
     from followmoney.config import ReadOptions
 
-    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
-    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
-    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 10)  # quarantined rows re-read block by block, from the copy
+    (info,) = read.inspect_files([oversized], ReadOptions())
+    assert info.read_path != oversized and info.read_fmt == "arrow" and info.largest_block_rows == 60
+    with pa.memory_map(str(info.read_path)) as source:
+        copied = ipc.open_file(source).read_all()
+    assert [b.num_rows for b in copied.to_batches()] == [16, 16, 16, 12]
+    assert copied.equals(table)
+    read.remove_temp_files()
+    assert not info.read_path.exists()
+    (untouched,) = read.inspect_files([plain], ReadOptions())
+    assert (untouched.read_path, untouched.read_fmt, untouched.largest_block_rows) == (plain, fmt, 20)
+
+
+def _assert_scanned_alike(out: Path, reference: str, names: tuple[str, ...]) -> None:
+    """The scans `names` under `out` wrote the `reference` scan's alerts (a planted structuring sender among
+    them) and quarantined its one row."""
+    alerts = pl.read_parquet(out / reference / "alerts.parquet")
+    assert "structuring" in alerts["typology"].to_list()
+    quarantined = pl.read_parquet(out / reference / "quarantine.parquet").drop(S.SOURCE_FILE)
+    assert quarantined.height == 1
+    for name in names:
+        assert_frame_equal(pl.read_parquet(out / name / "alerts.parquet"), alerts)
+        assert_frame_equal(pl.read_parquet(out / name / "quarantine.parquet").drop(S.SOURCE_FILE), quarantined)
+
+
+def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batches(
+    tmp_path: Path, run_cli, monkeypatch
+) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
+
+    _small_blocks(monkeypatch)
     table = _blocky_world().to_arrow()
     reference = _write_arrow(tmp_path / "small.arrow", table, [20, 20, 20])
     one = _write_arrow(tmp_path / "one.arrow", table, [60])
@@ -363,17 +400,7 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
     with ipc.new_file(mixed, coded.schema, options=ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_batch(coded.slice(0, 10).combine_chunks().to_batches()[0])
         writer.write_batch(coded.slice(10, 50).combine_chunks().to_batches()[0])
-
-    (info,) = read.inspect_files([one], ReadOptions())
-    assert info.read_path != one and info.largest_block_rows == 60
-    with pa.memory_map(str(info.read_path)) as source:
-        copied = ipc.open_file(source).read_all()
-    assert [b.num_rows for b in copied.to_batches()] == [16, 16, 16, 12]
-    assert copied.equals(table)
-    read.remove_temp_files()
-    assert not info.read_path.exists()
-    (plain,) = read.inspect_files([reference], ReadOptions())
-    assert plain.read_path == reference and plain.largest_block_rows == 20
+    _assert_read_from_a_copy(one, reference, table, "arrow")
 
     results = {p.stem: scan(run_cli, p, tmp_path / p.stem) for p in (reference, one, mixed)}
     assert all(r.exit_code == 0 for r in results.values()), [r.output for r in results.values()]
@@ -383,45 +410,23 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
         assert len(lines) == 1 and lines[0].startswith(f"followmoney: warning: {tmp_path / name}.arrow: "), lines
         assert f"a record batch of {rows} rows; reading a copy in record batches of 16 rows" in lines[0]
         assert f" MB in {tmp_path}) so that --memory-limit holds" in lines[0]  # where its spill files would go
-    assert not list(tmp_path.glob(".followmoney-copy-*"))
-    alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
-    assert "structuring" in alerts["typology"].to_list()
-    quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
-    assert quarantined.height == 1
-    for name in ("one", "mixed"):
-        assert_frame_equal(pl.read_parquet(tmp_path / name / "alerts.parquet"), alerts)
-        assert_frame_equal(pl.read_parquet(tmp_path / name / "quarantine.parquet").drop(S.SOURCE_FILE), quarantined)
         (file,) = summary(tmp_path / name)["files"]
-        assert file["path"] == str(tmp_path / f"{name}.arrow") and file["rows_quarantined"] == 1
-    assert [f["largest_block_rows"] for name in ("one", "mixed") for f in summary(tmp_path / name)["files"]] == [60, 50]
+        assert (file["path"], file["largest_block_rows"]) == (str(tmp_path / f"{name}.arrow"), rows)
+    assert not list(tmp_path.glob(".followmoney-copy-*"))
+    _assert_scanned_alike(tmp_path, "small", ("one", "mixed"))
 
 
 def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small_batches(
     tmp_path: Path, run_cli, monkeypatch
 ) -> None:
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
-    from followmoney import read
-    from followmoney.config import ReadOptions
-
-    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
-    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 16)
-    monkeypatch.setattr(read, "_SMALL_FILE_ROWS", 10)  # quarantined rows re-read block by block, from the copy
+    _small_blocks(monkeypatch)
     table = _blocky_world().to_arrow()
     one, small = tmp_path / "one.parquet", tmp_path / "small.parquet"
     pq.write_table(table, one, row_group_size=60)
     pq.write_table(table, small, row_group_size=20)
-
-    (info,) = read.inspect_files([one], ReadOptions())
-    assert info.read_path != one and info.read_fmt == "arrow" and info.largest_block_rows == 60
-    with pa.memory_map(str(info.read_path)) as source:
-        copied = ipc.open_file(source).read_all()
-    assert [b.num_rows for b in copied.to_batches()] == [16, 16, 16, 12]
-    assert copied.equals(table)
-    (plain,) = read.inspect_files([small], ReadOptions())
-    assert plain.read_path == small and plain.read_fmt == "parquet" and plain.largest_block_rows == 20
+    _assert_read_from_a_copy(one, small, table, "parquet")
 
     warned, quiet = scan(run_cli, one, tmp_path / "one"), scan(run_cli, small, tmp_path / "small")
     assert warned.exit_code == 0 and quiet.exit_code == 0, warned.output + quiet.output
@@ -431,12 +436,7 @@ def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small
     assert quiet.stderr.strip() == ""
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "one")["files"]] == [(60, 59)]
     assert [(f["largest_block_rows"], f["rows_scanned"]) for f in summary(tmp_path / "small")["files"]] == [(20, 59)]
-    alerts = pl.read_parquet(tmp_path / "small" / "alerts.parquet")
-    assert "structuring" in alerts["typology"].to_list()
-    assert_frame_equal(pl.read_parquet(tmp_path / "one" / "alerts.parquet"), alerts)
-    quarantined = pl.read_parquet(tmp_path / "small" / "quarantine.parquet").drop(S.SOURCE_FILE)
-    assert quarantined.height == 1
-    assert_frame_equal(pl.read_parquet(tmp_path / "one" / "quarantine.parquet").drop(S.SOURCE_FILE), quarantined)
+    _assert_scanned_alike(tmp_path, "small", ("one",))
 
 
 def test_a_copy_that_cannot_be_written_stops_with_one_line_naming_the_input_and_the_place(
