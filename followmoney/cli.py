@@ -285,7 +285,10 @@ def scan(
         ),
     ] = None,
     spill_dir: Annotated[
-        Path | None, typer.Option(help="Directory for the partition spill files (default: inside --out).")
+        Path | None,
+        typer.Option(
+            help="Directory for the partition spill files and temporary copies of inputs (default: inside --out)."
+        ),
     ] = None,
     spill_compression: Annotated[
         str | None,

@@ -118,25 +118,43 @@ def resolve_inputs(spec: str) -> list[Path]:
     raise InputError("no such file or directory", file=spec)
 
 
-def _transcode_to_utf8(path: Path, encoding: str) -> Path:
-    """Copy a CSV in another encoding to a temporary UTF-8 file, streaming."""
+def _transcode_to_utf8(path: Path, encoding: str, temp_dir: Path | None = None) -> Path:
+    """Copy a CSV in another encoding to a temporary UTF-8 file in `temp_dir` (a scan's spill place: the system's
+    temporary directory is often small, or memory, and the copy is as large as the input), streaming."""
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(f"unknown encoding '{encoding}'", file=str(path)) from None
-    fd, tmp = tempfile.mkstemp(prefix="followmoney-", suffix=".csv")
-    _TEMP_FILES.append(Path(tmp))
+    place = Path(temp_dir or tempfile.gettempdir())
     try:
-        with open(path, encoding=encoding, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-            for block in iter(lambda: src.read(1 << 20), ""):
-                dst.write(block)
+        fd, name = tempfile.mkstemp(prefix=".followmoney-utf8-", suffix=".csv", dir=place)
+    except OSError as exc:
+        raise _copy_error(path, "a UTF-8 copy of it", place, exc) from None
+    tmp = Path(name)
+    _TEMP_FILES.append(tmp)
+    try:
+        with open(path, encoding=encoding, newline="") as src:
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+                    for block in iter(lambda: src.read(1 << 20), ""):
+                        dst.write(block)
+            except OSError as exc:  # writing (or closing) the copy: a full disk, mostly
+                raise _copy_error(path, "a UTF-8 copy of it", place, exc) from None
     except UnicodeDecodeError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise InputError(f"bytes not valid in encoding '{encoding}' ({exc.reason})", file=str(path)) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp)
+    return tmp
+
+
+def _copy_error(source: Path, what: str, place: Path, exc: BaseException) -> ResourceError:
+    """The one-line error for a temporary copy of an input that cannot be written: names the input and the place."""
+    return ResourceError(
+        f"{source}: could not write {what} to {place} ({' '.join(str(exc).split())[:150]}); "
+        "free space there or pass --spill-dir on a larger disk"
+    )
 
 
 def first_invalid_utf8(path: Path) -> tuple[int, int] | None:
@@ -261,7 +279,7 @@ def _raw_schema(path: Path, fmt: str, options: ReadOptions) -> tuple[dict[str, p
             )
     except READ_ERRORS as exc:
         raise InputError(f"unreadable or truncated {fmt} file ({_short(exc)})", file=label) from None
-    csv_path = _transcode_to_utf8(path, options.encoding) if options.encoding else path
+    csv_path = _transcode_to_utf8(path, options.encoding, options.temp_dir) if options.encoding else path
     if options.encoding is None:
         bad = first_invalid_utf8(path)
         if bad is not None:
@@ -391,10 +409,7 @@ class _BatchCopy:
         try:
             yield
         except (OSError, pa.ArrowException) as exc:
-            raise ResourceError(
-                f"{self.source}: could not write a copy of it in small record batches to {self.path.parent} "
-                f"({' '.join(str(exc).split())[:150]}); free space there or pass --spill-dir on a larger disk"
-            ) from None
+            raise _copy_error(self.source, "a copy of it in small record batches", self.path.parent, exc) from None
 
 
 def _csv_error(label: str, csv_path: Path, delimiter: str, exc: BaseException) -> InputError:

@@ -111,15 +111,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert list(tmpdir.iterdir()) == [], "the transcoded temporary copy outlived the run"
+    assert list(tmpdir.iterdir()) == [], "a temporary file went to the system's temporary directory"
+    assert not list(root.glob(".followmoney-*")), "the transcoded temporary copy outlived the run"
     s = reconciled(ref)
     assert s["rows_read"] == WORLD_ROWS and s["rows_quarantined"] > 0 and s["alerts"] > 0
     return {"path": path, "ref": ref, "tmpdir": tmpdir, "seconds": time.monotonic() - start}
 
 
+def spill_place(out: Path) -> Path:
+    """Where a scan writing to `out` puts its temporary files (no --spill-dir): `out`, or the directory it is made in."""
+    return out if out.is_dir() else out.parent
+
+
 def interrupt(world: dict[str, Any], out: Path, sig: int) -> subprocess.CompletedProcess:
-    """Start a scan, wait until it is reading (its temporary UTF-8 copy exists), then signal it."""
+    """Start a scan, wait until it is reading (its temporary UTF-8 copy exists where its spill files would go: not
+    in the system's temporary directory, often small or in memory), then signal it."""
     tmpdir = world["tmpdir"]
+    place = spill_place(out)
     proc = subprocess.Popen(
         cli("scan", world["path"], "--encoding", "cp1252", "--out", out, "--quiet"),
         cwd=REPO,
@@ -129,7 +137,7 @@ def interrupt(world: dict[str, Any], out: Path, sig: int) -> subprocess.Complete
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not any(tmpdir.glob("followmoney-*.csv")):
+    while not any(place.glob(".followmoney-utf8-*.csv")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.005)
@@ -186,7 +194,8 @@ def test_interrupted_scan_leaves_no_partial_output_and_rerun_is_identical(
         done = interrupt(world, out, sig)
         assert done.returncode == 128 + sig, done.stderr
         assert "interrupted" in one_line(done.stderr)
-        assert list(world["tmpdir"].iterdir()) == [], "temporary files survived the interrupt"
+        assert list(world["tmpdir"].iterdir()) == [], "temporary files went to the system's temporary directory"
+        assert not list(tmp_path.glob(".followmoney-*")), "temporary files survived the interrupt"
     assert not fresh.exists() or list(fresh.iterdir()) == []
     assert files_in(existing) == before, "an interrupted run changed earlier outputs"
     done = subprocess.run(

@@ -439,15 +439,25 @@ def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small
     _assert_scanned_alike(tmp_path, "small", ("one",))
 
 
+@pytest.mark.parametrize("kind", ["arrow", "csv"])
 def test_a_copy_that_cannot_be_written_stops_with_one_line_naming_the_input_and_the_place(
-    tmp_path: Path, run_cli, monkeypatch
+    tmp_path: Path, run_cli, monkeypatch, kind: str
 ) -> None:
+    """A copy of an input (an Arrow file in oversized batches; a CSV in another encoding, transcoded to UTF-8) goes
+    where the spill files go; when nothing can be written there the scan stops with one line naming both."""
     from followmoney import read
 
     monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 40)
-    one = _write_arrow(tmp_path / "one.arrow", _blocky_world().to_arrow(), [60])
+    if kind == "arrow":
+        source = _write_arrow(tmp_path / "one.arrow", _blocky_world().to_arrow(), [60])
+        extra: tuple[str, ...] = ()
+        what = "could not write a copy of it in small record batches"
+    else:
+        source = tmp_path / "latin.csv"
+        source.write_bytes(_blocky_world().with_columns(pl.col(S.TS).dt.to_string()).write_csv().encode("cp1252"))
+        extra, what = ("--encoding", "cp1252"), "could not write a UTF-8 copy of it"
     blocked = tmp_path / "a-file" / "spill"  # a directory under a file: nothing can be written there
     (tmp_path / "a-file").write_text("")
-    result = scan(run_cli, one, tmp_path / "out", "--spill-dir", blocked)
-    assert_one_line_error(result, str(one), "could not write a copy of it in small record batches", str(blocked))
+    result = scan(run_cli, source, tmp_path / "out", "--spill-dir", blocked, *extra)
+    assert_one_line_error(result, str(source), what, str(blocked))
     assert not (tmp_path / "out").exists()
