@@ -319,14 +319,23 @@ def _check_arrow(path: Path, label: str, temp_dir: Path | None = None) -> tuple[
     validation (offsets, UTF-8) would cost another pass over the data: ~2.6 s per 10M rows. Each batch is read
     through a memory map of its own, so an uncompressed batch is not read at all and the pages of a compressed one
     are let go before the next (one map for the whole file holds every page read so far: 988 against 318 MiB for
-    the 10M world; plain reads 4.4-4.7 s at 50M, copying every compressed body)."""
+    the 10M world; plain reads 4.4-4.7 s at 50M, copying every compressed body). An oversized compressed batch is
+    checked and copied a column at a time (_BatchCopy.add_columns): decompressed whole it needs all its columns'
+    memory at once (the 50M world as one zstd batch: 8,335 MiB of anonymous memory, against 1,542 MiB)."""
     with pa.memory_map(str(path)) as mapped:
         reader = ipc.open_file(mapped)
         _check_time_zones(label, reader.schema)
         schema, count = reader.schema, reader.num_record_batches
+    probe = _probe_field(schema)
     largest = 0
     copy: _BatchCopy | None = None
     for i in range(count):
+        rows, compressed = _batch_shape(path, i, probe)
+        if rows > LARGE_BLOCK_ROWS and compressed:
+            largest = max(largest, rows)
+            copy = copy or _BatchCopy.start(path, schema, i, temp_dir)
+            copy.add_columns(i, rows)
+            continue
         with pa.memory_map(str(path)) as mapped:
             batch = ipc.open_file(mapped).get_batch(i)
             batch.validate(full=False)
@@ -340,6 +349,33 @@ def _check_arrow(path: Path, label: str, temp_dir: Path | None = None) -> tuple[
         return largest, path
     pa.default_memory_pool().release_unused()  # a decompressed batch's memory, kept by the pool otherwise
     return largest, copy.close()
+
+
+def _probe_field(schema: pa.Schema) -> int:
+    """The column read to learn a batch's rows and whether it is compressed: the narrowest fixed-width one (a
+    timestamp, an amount: a few bytes a row to decompress), else the first."""
+    widths = [
+        (field.type.bit_width, j)
+        for j, field in enumerate(schema)
+        if pa.types.is_primitive(field.type) and not pa.types.is_boolean(field.type) and field.type.bit_width > 0
+    ]
+    return min(widths)[1] if widths else 0
+
+
+def _batch_shape(path: Path, index: int, field: int) -> tuple[int, bool]:
+    """(rows, compressed) of record batch `index` of an Arrow file, from column `field` alone: compressed when that
+    column's buffers are not the file's own bytes (read through a memory map, an uncompressed buffer is a view of
+    the map; a decompressed one is new memory). A writer may store a buffer that does not shrink uncompressed
+    inside a compressed batch; a batch whose probed column is such is taken as uncompressed and read whole, as
+    before this check existed."""
+    with pa.memory_map(str(path)) as mapped:
+        size = mapped.size()
+        base = mapped.read_buffer(1).address if size else 0
+        reader = ipc.open_file(mapped, options=ipc.IpcReadOptions(included_fields=[field]))
+        column = reader.get_batch(index).column(0)
+        buffers = [b for b in column.buffers() if b is not None and b.size > 0]
+        compressed = any(not base <= b.address < base + size for b in buffers)
+        return len(column), compressed
 
 
 def _parquet_copy(path: Path, temp_dir: Path | None = None) -> Path:
@@ -358,9 +394,9 @@ def _parquet_copy(path: Path, temp_dir: Path | None = None) -> Path:
 class _BatchCopy:
     """A temporary Arrow IPC copy (lz4) of an Arrow or Parquet file in batches of at most COPY_BATCH_ROWS rows,
     written one source batch at a time: an uncompressed Arrow batch is sliced where it lies in the file
-    (memory-mapped), a compressed one once decompressed, a Parquet batch as pyarrow decodes it. Dictionary
-    columns are written as their plain values (a file's batches may carry different dictionaries, which one IPC
-    file cannot)."""
+    (memory-mapped), a compressed one once decompressed (an oversized one a column at a time: add_columns), a
+    Parquet batch as pyarrow decodes it. Dictionary columns are written as their plain values (a file's batches
+    may carry different dictionaries, which one IPC file cannot)."""
 
     def __init__(self, source: Path, schema: pa.Schema, temp_dir: Path | None = None) -> None:
         self.source, self.path = source, Path(temp_dir or tempfile.gettempdir()) / ".followmoney-copy-*.arrow"
@@ -387,6 +423,46 @@ class _BatchCopy:
                 copy.add(batch)
                 del batch
         return copy
+
+    def add_columns(self, index: int, rows: int) -> None:
+        """Append record batch `index` (of `rows` rows) of the Arrow source a column at a time: each column is read
+        (decompressed) alone, checked and written uncompressed to a temporary file of its own, then the slices are
+        assembled from those files, memory-mapped. Memory holds one decompressed column, not the whole batch."""
+        parts: list[Path] = []
+        try:
+            for j, field in enumerate(self.schema):
+                with pa.memory_map(str(self.source)) as mapped:
+                    reader = ipc.open_file(mapped, options=ipc.IpcReadOptions(included_fields=[j]))
+                    column = reader.get_batch(index).column(0)
+                column.validate(full=False)
+                if column.type != field.type:
+                    column = column.cast(field.type)
+                parts.append(self._column_file(field, column))
+                del column
+                pa.default_memory_pool().release_unused()
+            for start in range(0, rows, COPY_BATCH_ROWS):
+                # Fresh maps per slice: one map held throughout keeps every page read so far resident.
+                with contextlib.ExitStack() as stack:
+                    maps = [stack.enter_context(pa.memory_map(str(part))) for part in parts]
+                    pieces = [ipc.open_file(m).get_batch(0).column(0).slice(start, COPY_BATCH_ROWS) for m in maps]
+                    with self._writing():
+                        self.writer.write_batch(pa.RecordBatch.from_arrays(pieces, schema=self.schema))
+                    del pieces
+        finally:
+            for part in parts:
+                part.unlink(missing_ok=True)
+
+    def _column_file(self, field: pa.Field, column: pa.Array) -> Path:
+        """`column` written uncompressed to a temporary Arrow file beside the copy (removed with the copy's
+        temporaries if the scan stops)."""
+        with self._writing():
+            fd, name = tempfile.mkstemp(prefix=".followmoney-copy-", suffix=".column", dir=self.path.parent)
+            os.close(fd)
+            part = Path(name)
+            _TEMP_FILES.append(part)
+            with pa.OSFile(name, "wb") as sink, ipc.new_file(sink, pa.schema([field])) as writer:
+                writer.write_batch(pa.RecordBatch.from_arrays([column], schema=pa.schema([field])))
+        return part
 
     def add(self, batch: pa.RecordBatch) -> None:
         """Append one source batch, cut into slices of at most COPY_BATCH_ROWS rows."""

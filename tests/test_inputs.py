@@ -416,6 +416,45 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
     _assert_scanned_alike(tmp_path, "small", ("one", "mixed"))
 
 
+def test_an_oversized_compressed_batch_is_checked_and_copied_a_column_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """A compressed batch decompressed whole would need all its columns' memory at once (a 100M-row file written
+    as one zstd batch: more than 8 GiB); it is read a column at a time, so the memory Arrow allocates stays about
+    one column's, and the copy still holds the batch's rows, in order, in small batches (and no column file is
+    left beside it)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from followmoney import read
+
+    monkeypatch.setattr(read, "LARGE_BLOCK_ROWS", 1_000)
+    monkeypatch.setattr(read, "COPY_BATCH_ROWS", 30_000)
+    rows, width = 100_000, 8
+    table = pa.table(
+        {f"c{j}": pa.array([f"{j}-{i:012d}-{i * 7919 % 10007}" for i in range(rows)]) for j in range(width)}
+    )
+    table = table.append_column("ts", pa.array(range(rows), pa.timestamp("us", "UTC")))
+    one = _write_arrow(tmp_path / "one.arrow", table, [rows], compression="zstd")
+    column_bytes = table["c0"].nbytes
+    assert table.nbytes > 6 * column_bytes
+
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        largest, copy = read._check_arrow(one, str(one), tmp_path)
+    finally:
+        pa.set_memory_pool(default)
+    assert largest == rows and copy != one
+    assert pool.max_memory() < 3 * column_bytes, (pool.max_memory(), table.nbytes)
+    with pa.memory_map(str(copy)) as source:
+        copied = ipc.open_file(source).read_all()
+    assert [b.num_rows for b in copied.to_batches()] == [30_000, 30_000, 30_000, 10_000]
+    assert copied.equals(table)
+    assert sorted(p.name.rsplit(".", 1)[1] for p in tmp_path.glob(".followmoney-copy-*")) == ["arrow"]
+    read.remove_temp_files()
+    assert not list(tmp_path.glob(".followmoney-copy-*"))
+
+
 def test_a_parquet_file_with_an_oversized_row_group_is_read_from_a_copy_in_small_batches(
     tmp_path: Path, run_cli, monkeypatch
 ) -> None:
