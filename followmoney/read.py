@@ -133,10 +133,14 @@ def _transcode_to_utf8(path: Path, encoding: str, temp_dir: Path | None = None) 
     tmp = Path(name)
     _TEMP_FILES.append(tmp)
     try:
-        with open(path, encoding=encoding, newline="") as src:
+        with _unreadable_input(path), open(path, encoding=encoding, newline="") as src:
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-                    for block in iter(lambda: src.read(1 << 20), ""):
+                    while True:
+                        with _unreadable_input(path):
+                            block = src.read(1 << 20)
+                        if not block:
+                            break
                         dst.write(block)
             except OSError as exc:  # writing (or closing) the copy: a full disk, mostly
                 raise _copy_error(path, "a UTF-8 copy of it", place, exc) from None
@@ -147,6 +151,15 @@ def _transcode_to_utf8(path: Path, encoding: str, temp_dir: Path | None = None) 
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+@contextlib.contextmanager
+def _unreadable_input(path: Path) -> Iterator[None]:
+    """An OSError reading the input (not writing its copy) as a one-line InputError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"could not read the file ({' '.join(str(exc).split())[:150]})", file=str(path)) from None
 
 
 def _copy_error(source: Path, what: str, place: Path, exc: BaseException) -> ResourceError:

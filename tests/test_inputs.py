@@ -416,6 +416,38 @@ def test_an_arrow_file_with_an_oversized_batch_is_read_from_a_copy_in_small_batc
     _assert_scanned_alike(tmp_path, "small", ("one", "mixed"))
 
 
+@pytest.mark.parametrize("failing", ["read", "write"])
+def test_a_transcoded_copy_names_which_side_failed(tmp_path: Path, monkeypatch, failing: str) -> None:
+    """A read error on the input is the input's (InputError naming it), a write error the copy's (a full disk:
+    ResourceError naming the input and the place); either way no partial copy is left."""
+    import io
+    import os
+
+    from followmoney import read
+    from followmoney.errors import InputError, ResourceError
+
+    source = tmp_path / "latin.csv"
+    source.write_bytes("txn_id,name\nT1,José\n".encode("cp1252"))
+
+    class Broken(io.StringIO):
+        def read(self, size: int | None = -1) -> str:
+            raise OSError(5, "Input/output error")
+
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    if failing == "read":
+        monkeypatch.setattr(read, "open", lambda *args, **kwargs: Broken(), raising=False)
+        expected, needle = InputError, f"{source}: could not read the file ([Errno 5] Input/output error)"
+    else:
+        monkeypatch.setattr(read.os, "fdopen", lambda fd, *args, **kwargs: os.close(fd) or Broken())
+        expected, needle = ResourceError, f"{source}: could not write a UTF-8 copy of it to {tmp_path} ("
+    with pytest.raises(expected) as raised:
+        read._transcode_to_utf8(source, "cp1252", tmp_path)
+    assert needle in str(raised.value)
+    assert not list(tmp_path.glob(".followmoney-utf8-*"))
+
+
 def test_an_oversized_compressed_batch_is_checked_and_copied_a_column_at_a_time(tmp_path: Path, monkeypatch) -> None:
     """A compressed batch decompressed whole would need all its columns' memory at once (a 100M-row file written
     as one zstd batch: more than 8 GiB); it is read a column at a time, so the memory Arrow allocates stays about
