@@ -449,8 +449,8 @@ def test_a_transcoded_copy_names_which_side_failed(tmp_path: Path, monkeypatch, 
 
 
 def test_an_oversized_compressed_batch_is_checked_and_copied_a_column_at_a_time(tmp_path: Path, monkeypatch) -> None:
-    """A compressed batch decompressed whole would need all its columns' memory at once (a 100M-row file written
-    as one zstd batch: more than 8 GiB); it is read a column at a time, so the memory Arrow allocates stays about
+    """A compressed batch decompressed whole needs all its columns' memory at once (the 50M world as one zstd batch:
+    8,335 MiB of anonymous memory to check and copy); it is read a column at a time, so the memory Arrow allocates stays about
     one column's, and the copy still holds the batch's rows, in order, in small batches (and no column file is
     left beside it)."""
     import pyarrow as pa
