@@ -384,11 +384,17 @@ def _batch_shape(path: Path, index: int, field: int) -> tuple[int, bool]:
     with pa.memory_map(str(path)) as mapped:
         size = mapped.size()
         base = mapped.read_buffer(1).address if size else 0
-        reader = ipc.open_file(mapped, options=ipc.IpcReadOptions(included_fields=[field]))
-        column = reader.get_batch(index).column(0)
+        column = _batch_column(mapped, index, field)
         buffers = [b for b in column.buffers() if b is not None and b.size > 0]
         compressed = any(not base <= b.address < base + size for b in buffers)
         return len(column), compressed
+
+
+def _batch_column(mapped: pa.MemoryMappedFile, index: int, field: int) -> pa.Array:
+    """Column `field` of record batch `index` of a memory-mapped Arrow file, read alone: a compressed batch's other
+    columns are not decompressed."""
+    reader = ipc.open_file(mapped, options=ipc.IpcReadOptions(included_fields=[field]))
+    return reader.get_batch(index).column(0)
 
 
 def _parquet_copy(path: Path, temp_dir: Path | None = None) -> Path:
@@ -445,8 +451,7 @@ class _BatchCopy:
         try:
             for j, field in enumerate(self.schema):
                 with pa.memory_map(str(self.source)) as mapped:
-                    reader = ipc.open_file(mapped, options=ipc.IpcReadOptions(included_fields=[j]))
-                    column = reader.get_batch(index).column(0)
+                    column = _batch_column(mapped, index, j)
                 column.validate(full=False)
                 if column.type != field.type:
                     column = column.cast(field.type)
