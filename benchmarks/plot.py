@@ -20,6 +20,7 @@ LABELS = {
     "floor": "floor (read + sort)",
     "pandas": "pandas, 2 rules",
     "duckdb": "DuckDB, 2 rules",
+    "polars": "Polars, 2 rules",
     "followmoney_detect": "followmoney detect, 2 rules",
     "followmoney_two_rules": "followmoney scan, 2 rules",
     "followmoney_full": "followmoney full scan",

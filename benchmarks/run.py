@@ -27,6 +27,7 @@ ROOT = HERE.parent
 CACHE = HERE / "cache"
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
+PEERS = ("pandas", "duckdb", "polars")  # the two rules as a user would write them (peers.py)
 
 
 def parse_rows(text: str) -> list[int]:
@@ -99,6 +100,7 @@ def steps(w: Path, out: Path, memory_limit: str | None = None) -> dict[str, list
         "floor": [*py, "floor", parquet],
         "pandas": [*py, "pandas", parquet],
         "duckdb": [*py, "duckdb", parquet],
+        "polars": [*py, "polars", parquet],
         "followmoney_detect": [*py, "detect", parquet, *([memory_limit] if memory_limit else [])],
         "followmoney_two_rules": [*scan, "--select", "FM101,FM120", "--out", str(out / "two")],
         "followmoney_full": [*scan, "--out", str(out / "full")],
@@ -149,8 +151,8 @@ def main() -> None:
 
 def print_table(results: list[dict[str, object]]) -> None:
     """Markdown table: wall, rows/s, peak RSS and ratios to floor and peers."""
-    print("\n| rows | step | wall s | rows/s | peak RSS MiB | × floor | pandas ÷ it | duckdb ÷ it |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| rows | step | wall s | rows/s | peak RSS MiB | × floor | pandas ÷ it | duckdb ÷ it | polars ÷ it |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in results:
         floor = row.get("floor")
         for name, m in row.items():
@@ -159,12 +161,12 @@ def print_table(results: list[dict[str, object]]) -> None:
             wall = m["wall_s"]
             ratio_floor = f"{wall / floor['wall_s']:.2f}" if isinstance(floor, dict) else "-"
             peers = []
-            for peer in ("pandas", "duckdb"):
+            for peer in PEERS:
                 p = row.get(peer)
                 peers.append(f"{p['wall_s'] / wall:.2f}" if isinstance(p, dict) else "-")
             print(
                 f"| {row['rows']:,} | {name} | {wall:.2f} | {m['rows_per_s']:,} | {m['peak_rss_mib']:.0f} "
-                f"| {ratio_floor} | {peers[0]} | {peers[1]} |"
+                f"| {ratio_floor} | {' | '.join(peers)} |"
             )
 
 

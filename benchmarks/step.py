@@ -1,4 +1,4 @@
-"""One benchmark step in its own process: `python benchmarks/step.py floor|pandas|duckdb|detect FILE.parquet
+"""One benchmark step in its own process: `python benchmarks/step.py floor|pandas|duckdb|polars|detect FILE.parquet
 [MEMORY_LIMIT]` (the limit, e.g. 8GiB, for the detect step only)."""
 
 from __future__ import annotations
@@ -59,7 +59,12 @@ def main() -> None:
     if name == "detect":
         print(name, followmoney_detect(path, sys.argv[3] if len(sys.argv) > 3 else None))
         return
-    steps = {"floor": peers.floor, "pandas": peers.pandas_rules, "duckdb": peers.duckdb_rules}
+    steps = {
+        "floor": peers.floor,
+        "pandas": peers.pandas_rules,
+        "duckdb": peers.duckdb_rules,
+        "polars": peers.polars_rules,
+    }
     print(name, steps[name](path))
 
 
