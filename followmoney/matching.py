@@ -650,9 +650,23 @@ def score_candidates(
         .join(profiles.select("party_id", pl.col("countries").alias("p_countries")), on="party_id", how="left")
         .join(prepared.frame.select(*ekeys, pl.col("countries").alias("e_countries")), on=ekeys, how="left")
     )
+    return with_evidence(pairs, settings)
+
+
+def with_evidence(pairs: pl.DataFrame, settings: MatchSettings) -> pl.DataFrame:
+    """score_candidates' last step: each joined (party, entry) pair's `phone` and `country` evidence and its
+    `confidence`, from its name score, name_parties, phone_strong (null: no shared phone), whether each side
+    has a phone and both sides' countries; the helper columns are dropped.
+
+    The countries both sides share are counted in a column of their own before any conditional uses them:
+    Polars 2.2.0 panics ("index out of bounds") on a list set operation evaluated inside a when/then branch
+    when the two list columns are split into chunks at different rows, as the vstack above leaves them."""
+    pairs = pairs.with_columns(
+        pl.col("p_countries").list.set_intersection(pl.col("e_countries")).list.len().alias("_n_shared")
+    )
     phone_same = pl.col("phone_strong").is_not_null()
     phone_conflict = ~phone_same & pl.col("p_has_phone").fill_null(False) & pl.col("e_has_phone").fill_null(False)
-    n_shared = pl.col("p_countries").list.set_intersection(pl.col("e_countries")).list.len()
+    n_shared = pl.col("_n_shared")
     either_empty = (pl.col("p_countries").list.len() == 0) | (pl.col("e_countries").list.len() == 0)
     country = (
         pl.when(n_shared > 0)
@@ -688,7 +702,7 @@ def score_candidates(
         .alias("phone"),
         country.alias("country"),
         confidence.round(4).alias("confidence"),
-    ).drop("p_has_phone", "e_has_phone", "p_countries", "e_countries", "phone_strong")
+    ).drop("p_has_phone", "e_has_phone", "p_countries", "e_countries", "phone_strong", "_n_shared")
 
 
 def _basis(frame: pl.DataFrame, max_share: int) -> pl.Series:

@@ -7,7 +7,15 @@ import polars as pl
 import pytest
 
 from followmoney.lists import LIST_ENTRY_SCHEMA
-from followmoney.matching import MatchSettings, _name_pairs, match_parties, name_key, name_tokens, prepare_names
+from followmoney.matching import (
+    MatchSettings,
+    _name_pairs,
+    match_parties,
+    name_key,
+    name_tokens,
+    prepare_names,
+    with_evidence,
+)
 from followmoney.parties import PROFILE_SCHEMA
 
 
@@ -107,6 +115,40 @@ def test_agent_phone_shared_by_many_parties_is_weak() -> None:
     many = profiles([(f"C{i}", [f"Customer {i} Person"], ["TH"], ["+66812345678"]) for i in range(8)])
     got = match_parties(many, LIST, include_possible=True)
     assert got.filter(pl.col("status") == "match").height == 0
+
+
+def test_evidence_of_pairs_whose_country_lists_are_chunked_apart() -> None:
+    # score_candidates stacks name-only pairs over pairs found by phone, so the list's countries (joined on)
+    # can be split into chunks at other rows than the party's. Polars 2.2.0 panicked on such a frame when
+    # the countries were compared inside the shared-phone branch; the evidence must not depend on chunks.
+    n = 6
+    pairs = pl.DataFrame(
+        [
+            pl.Series("party_id", [f"C{i}" for i in range(n)]),
+            pl.Series("list_kind", ["official"] * n),
+            pl.Series("list_id", [f"Q{i}" for i in range(n)]),
+            pl.Series("name_score", [1.0, 0.9, 1.0, 0.9, 1.0, 0.6]),
+            pl.Series("party_name", ["a"] * n),
+            pl.Series("matched_name", ["a"] * n),
+            pl.Series("name_parties", [1] * n, dtype=pl.Int64),
+            pl.Series("phone_strong", [None] * (n - 1) + [True], dtype=pl.Boolean),
+            pl.Series("p_has_phone", [True] * n),
+            pl.Series("e_has_phone", [True, None, True, None, True, True], dtype=pl.Boolean),
+            pl.Series("p_countries", [["TH"]] * n),
+            pl.concat(
+                [pl.Series("e_countries", [["TH"], ["TH"], []]), pl.Series("e_countries", [["KH"], ["TH"], ["US"]])],
+                rechunk=False,
+            ),
+        ]
+    )
+    assert pairs["e_countries"].n_chunks() == 2 and pairs["p_countries"].n_chunks() == 1
+    got = with_evidence(pairs, MatchSettings())
+    assert got.equals(with_evidence(pairs.rechunk(), MatchSettings()))
+    assert got["country"].to_list() == ["same", "same", "unknown", "different", "same", "different"]
+    assert got["phone"].to_list() == ["different phone", None, "different phone", None, "different phone", "same phone"]
+    # The shared phone carries the pair whatever its countries; the others are their name, country and phone.
+    assert got["confidence"].to_list() == pytest.approx([0.75, 0.72, 0.6975, 0.54, 0.75, 0.954])
+    assert "_n_shared" not in got.columns and "e_countries" not in got.columns
 
 
 def test_honorifics_dropped_but_burmese_name_parts_kept() -> None:
