@@ -296,10 +296,15 @@ def party_profiles(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFr
 
 
 def directory_rows(directory: PartyDirectory, party_ids: pl.Series) -> pl.DataFrame:
-    """The directory's rows (party_id, name, country, phone, len, tail7, tail8) of `party_ids`, in memory."""
+    """The directory's rows (party_id, name, country, phone, len, tail7, tail8) of `party_ids`, in memory, in the
+    directory's order.
+
+    A semi join, not a filter by `is_in`: on a directory in Parquet passes, Polars 2.2.0 takes 25 times as long
+    for the filter (50M world, 1.8M of its ids: 56-67 s against 2.2-2.7 s; Polars 2.1.0 2.5 s either way)."""
     if party_ids.len() == 0:
         return directory.rows.head(0).collect()
-    return directory.rows.filter(pl.col("party_id").is_in(party_ids.unique().implode())).collect(engine="streaming")
+    wanted = party_ids.unique().to_frame("party_id").lazy()
+    return directory.rows.join(wanted, on="party_id", how="semi", maintain_order="left").collect(engine="streaming")
 
 
 def profiles_of(rows: pl.DataFrame) -> pl.DataFrame:
