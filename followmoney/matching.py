@@ -660,7 +660,8 @@ def with_evidence(pairs: pl.DataFrame, settings: MatchSettings) -> pl.DataFrame:
 
     The countries both sides share are counted in a column of their own before any conditional uses them:
     Polars 2.2.0 panics ("index out of bounds") on a list set operation evaluated inside a when/then branch
-    when the two list columns are split into chunks at different rows, as the vstack above leaves them."""
+    when the two list columns are split into chunks at different rows, as score_candidates' stack of name-only
+    pairs over phone pairs leaves them."""
     pairs = pairs.with_columns(
         pl.col("p_countries").list.set_intersection(pl.col("e_countries")).list.len().alias("_n_shared")
     )
