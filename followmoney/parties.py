@@ -116,17 +116,22 @@ class PartyDirectory:
     def name_parties(self) -> pl.DataFrame:
         """How many distinct party ids use each approx_name_key of the directory (approx_key, name_parties),
         counted once per scan: every name_frequencies lookup is then a filter of this table, not a join
-        over the whole directory (10M rows: 0.65 s once, against 0.77 s per lookup). One streaming query of
-        distinct (party, name), then distinct (approx_key, party), counted: 50M rows, 4.4 s against 6.4 s for
-        counting distinct parties per key in memory."""
-        return (
+        over the whole directory (10M rows: 0.65 s once, against 0.77 s per lookup). One streaming query: each
+        directory row's name becomes its key's 32-bit code (a join against the distinct names), and the distinct
+        (code, party) pairs are counted per code. 50M rows: 3.1-3.3 s, against 3.9 s for distinct (party, name)
+        and then distinct (key, party) on the texts, and 6.4 s for counting distinct parties per key in memory."""
+        keys = self.name_keys.with_columns(pl.col("approx_key").rank("dense").cast(pl.UInt32).alias("_code"))
+        counted = (
             self.rows.select("party_id", "name")
+            .join(keys.lazy().select("name", "_code"), on="name")
+            .select("_code", "party_id")
             .unique()
-            .join(self.name_keys.lazy(), on="name")
-            .select("approx_key", "party_id")
-            .unique()
-            .group_by("approx_key")
+            .group_by("_code")
             .agg(pl.len().cast(pl.Int64).alias("name_parties"))
+        )
+        return (
+            counted.join(keys.lazy().select("_code", "approx_key").unique(), on="_code")
+            .select("approx_key", "name_parties")
             .collect(engine="streaming")
         )
 

@@ -216,3 +216,31 @@ def test_phones_in_other_scripts_scan_as_their_ascii_twins(world: Path, tmp_path
         assert_frame_equal(a, pl.read_parquet(tmp_path / "parts" / name), check_exact=True)
     alerts = pl.read_parquet(tmp_path / "arabic" / "alerts.parquet")
     assert {"FM120", "FM130"} <= set(alerts["rule_code"].to_list())
+
+
+def test_name_parties_counts_distinct_parties_per_name_key() -> None:
+    """How common a name is counts the distinct party ids using any spelling of it (one approx_name_key): not
+    rows, not spellings, and not a party twice for two phones or two spellings."""
+    rows = [
+        ("A1", "Nguyen Van An", "+84 90 111 2222"),
+        ("A1", "NGUYEN VAN AN", "0901112222"),  # the same party, another spelling and phone format
+        ("A2", "An, Nguyen Van", None),
+        ("A3", "nguyen  van-an", "0903334444"),
+        ("B1", "Somchai Rattanakul", "081-234-5678"),
+        ("B1", "Somchai Rattanakul", "+66 81 234 5678"),
+        ("C1", None, "0899990000"),
+    ]
+    directory = PartyDirectory.of(
+        pl.DataFrame(
+            {
+                "party_id": [r[0] for r in rows],
+                "name": [r[1] for r in rows],
+                "country": ["VN"] * 4 + ["TH"] * 3,
+                "phone": [r[2] for r in rows],
+                "len": [1] * len(rows),
+            },
+            schema_overrides={"len": pl.UInt32},
+        )
+    )
+    counts = dict(directory.name_parties.iter_rows())
+    assert counts == {"an nguyen van": 3, "rattanakul somchai": 1}
