@@ -673,7 +673,7 @@ def score_candidates(
         )
         # How many parties use each name: keyed once per distinct party name, not per (party, entry) pair (2.3M
         # pairs in the 50M world's first match, which this made about 1.5 s faster, of 11).
-        .join(_name_parties_of(p_names["raw_name"], name_counts), on="party_name", how="left")
+        .join(name_parties_of(p_names["raw_name"], name_counts), on="party_name", how="left")
     )
     keys = ["party_id", *ekeys]
     # Name-only pairs below the review floor can never be reported: drop them before the joins.
@@ -694,9 +694,9 @@ def score_candidates(
     return with_evidence(pairs, settings)
 
 
-def _name_parties_of(names: pl.Series, name_counts: pl.DataFrame) -> pl.DataFrame:
-    """(party_name, name_parties) of every distinct name of `names`: name_counts' count of its approx_name_key
-    (null when the key is not counted)."""
+def name_parties_of(names: pl.Series, name_counts: pl.DataFrame) -> pl.DataFrame:
+    """(party_name, name_parties) of every distinct name of `names`: name_counts' (approx_key, name_parties) count
+    of its approx_name_key, null when the key is not counted. Each distinct name is keyed once."""
     distinct = names.unique().drop_nulls().to_frame("party_name")
     return (
         distinct.with_columns(approx_name_key(pl.col("party_name")).alias("approx_key"))

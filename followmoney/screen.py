@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from followmoney.matching import FUZZY_NAME_ONLY, MatchSettings, approx_name_key, name_keys
+from followmoney.matching import FUZZY_NAME_ONLY, MatchSettings, name_keys, name_parties_of
 from followmoney.normalise import PARTY_KEY_SEED
 from followmoney.parties import PartyDirectory, name_frequencies
 from followmoney.phones import ascii_digits, phone_tail_number
@@ -46,12 +46,8 @@ def _entry_keys(entries: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
 def _uncommon(names: pl.Series, name_counts: pl.DataFrame, max_name_share: int) -> pl.Series:
     """The names used by at most `max_name_share` parties (name_counts: approx_key, name_parties; a name
     not counted counts as one), as the matcher judges them: a common name alone is at most "possible"."""
-    counted = (
-        names.to_frame("n")
-        .with_columns(approx_name_key(pl.col("n")).alias("approx_key"))
-        .join(name_counts, on="approx_key", how="left", maintain_order="left")
-    )
-    return counted.filter(pl.col("name_parties").fill_null(1) <= max_name_share)["n"]
+    counted = name_parties_of(names, name_counts)
+    return counted.filter(pl.col("name_parties").fill_null(1) <= max_name_share)["party_name"].alias(names.name)
 
 
 def listed_lookalikes(
